@@ -1,0 +1,58 @@
+# The course's two commands are `make lab` and `make test`; each sets itself up first.
+# Set-up is cheap to repeat: it runs again only when pyproject.toml or constraints.txt change.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.course-installed
+# Extra options for JupyterLab, e.g. `make lab LAB_ARGS="--no-browser --port 8899"`.
+LAB_ARGS ?=
+# Environment of every test process (and of the notebook kernels they start).
+TEST_ENV := COURSE_PROFILE=ci COURSE_OFFLINE=1 PYTHONPATH=$(CURDIR)/tests/offline MPLBACKEND=Agg
+NBVAL_ARGS := --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
+	--nbval-sanitize-with tests/nbval_sanitize.cfg
+
+.PHONY: setup lab test lint unit nbtest notebooks sync lock clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[lab,test,grade]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 \
+		--display-name "Python 3 (object detection course)"
+	$(BIN)/python -c "import torchvision.ops, torch; torchvision.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)"
+	touch $@
+
+## make lab: JupyterLab on notebooks/ with the course's kernel.
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+
+## make test: lint, unit tests, then every notebook under nbval (ci profile, offline).
+test: setup lint unit nbtest
+
+lint: setup
+	$(BIN)/ruff check course_utils tests scripts notebooks
+
+unit: setup
+	env $(TEST_ENV) $(BIN)/python -m pytest tests
+
+nbtest: setup
+	env $(TEST_ENV) $(BIN)/python -m pytest $(NBVAL_ARGS) notebooks
+
+## make notebooks: re-execute every notebook in order (ci profile) and store the outputs.
+notebooks: setup sync
+	env $(TEST_ENV) $(BIN)/python scripts/notebooks.py run
+
+## make sync: copy the repository address and the bootstrap cell into every notebook.
+sync: setup
+	$(BIN)/python scripts/notebooks.py sync
+
+## make lock: regenerate constraints.txt from the current environment.
+lock: setup
+	{ sed -n '/^#/p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable | grep -v '^pip=='; } > constraints.tmp
+	mv constraints.tmp constraints.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,36 @@
+"""The one call at the top of every lesson: device, profile and seed, printed together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torchvision
+
+from .device import describe_device, get_device, seed_everything
+from .profile import Profile, get_profile
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """What a lesson runs with: ``device`` (torch.device), ``profile`` (sizes) and ``seed``."""
+
+    device: torch.device
+    profile: Profile
+    seed: int
+
+    def summary(self) -> str:
+        return (
+            f"device: {describe_device(self.device)} | profile: {self.profile} | seed: {self.seed} | "
+            f"torch {torch.__version__}, torchvision {torchvision.__version__}"
+        )
+
+
+def start_lesson(seed: int = 0) -> Lesson:
+    """Pick the device, read the run profile, seed every generator, and print the summary."""
+    device = get_device(verbose=False)
+    profile = get_profile()
+    seed_everything(seed)
+    lesson = Lesson(device=device, profile=profile, seed=seed)
+    print(lesson.summary())
+    return lesson
