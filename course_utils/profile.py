@@ -35,9 +35,7 @@ class Profile:
 
     def __post_init__(self) -> None:
         if self.name not in PROFILES:
-            raise ValueError(
-                f"unknown run profile {self.name!r}; valid profiles are: {', '.join(PROFILES)}"
-            )
+            raise ValueError(f"unknown run profile {self.name!r}; valid profiles are: {', '.join(PROFILES)}")
 
     def pick(self, *, ci: T, cpu: T, gpu: T) -> T:
         """Return the value for this profile, e.g. ``profile.pick(ci=2, cpu=10, gpu=30)`` epochs."""

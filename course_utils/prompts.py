@@ -1,4 +1,4 @@
-""""Predict before you run": the learner commits to an answer, a later cell reveals it.
+""" "Predict before you run": the learner commits to an answer, a later cell reveals it.
 
     >>> guess = predict("How many anchors does one 800x1088 image get?", ["~1k", "~10k", "~200k"])
     ... (next cell computes the real number)
@@ -11,7 +11,8 @@ says so and still prints the measured answer.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 class Prediction:

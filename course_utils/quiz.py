@@ -23,9 +23,10 @@ logic behind the "Check" button.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
@@ -247,8 +248,8 @@ class QuestionWidget:
 
 def show_quiz(name: str | Path, ids: Sequence[str] | None = None) -> list[QuestionWidget]:
     """Display the questions of a bank (all, or those with the given ids) and return their widgets."""
-    from IPython.display import display
     import ipywidgets as widgets
+    from IPython.display import display
 
     bank = load_bank(name)
     questions = bank.questions if ids is None else tuple(bank[i] for i in ids)

@@ -52,7 +52,8 @@ def bootstrap(url: str) -> str:
             "# Setup. On Colab, first fetch and install the course (elsewhere nothing extra happens).",
             "import sys",
             'if "google.colab" in sys.modules:',
-            "    import os, subprocess",
+            "    import os",
+            "    import subprocess",
             f'    if not os.path.isdir("{folder}"):',
             f'        subprocess.run(["git", "clone", "--depth=1", "{url}", "{folder}"], check=True)',
             f'        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "{folder}"], check=True)',
@@ -118,7 +119,9 @@ def run(names: list[str]) -> int:
     for path in paths:
         start = time.perf_counter()
         nb = nbformat.read(path, as_version=4)
-        client = NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}})
+        client = NotebookClient(
+            nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+        )
         client.execute()
         scrub_outputs(nb)
         nbformat.write(nb, path)
@@ -127,7 +130,9 @@ def run(names: list[str]) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("sync")
     sub.add_parser("check")
