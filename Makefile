@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.course-installed
 # Extra options for JupyterLab, e.g. `make lab LAB_ARGS="--no-browser --port 8899"`.
 LAB_ARGS ?=
+# JupyterLab refuses to run as root (containers, some cloud machines) unless told it may.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # Environment of every test process (and of the notebook kernels they start).
 TEST_ENV := COURSE_PROFILE=ci COURSE_OFFLINE=1 PYTHONPATH=$(CURDIR)/tests/offline MPLBACKEND=Agg
 NBVAL_ARGS := --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
@@ -27,7 +29,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 ## make lab: JupyterLab on notebooks/ with the course's kernel.
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
 
 ## make test: lint, unit tests, then every notebook under nbval (ci profile, offline).
 test: setup lint unit nbtest

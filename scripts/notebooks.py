@@ -110,6 +110,42 @@ def scrub_outputs(nb: nbformat.NotebookNode) -> None:
                 out["traceback"] = [scrub(line) for line in out["traceback"]]
 
 
+PATH_RE = re.compile(r"(/work/|/root/|/home/[A-Za-z]|/Users/[A-Za-z]|/tmp/[A-Za-z0-9_.-]+/|[A-Z]:\\Users\\)")
+
+
+def hygiene_problems(nb: nbformat.NotebookNode, user: str | None = None) -> list[str]:
+    """What is wrong with a committed notebook: machine paths or a user name (in code or outputs),
+    a code cell that has outputs but was never run, a code cell left unexecuted, or execution
+    counts out of order (cells must have been run once, top to bottom)."""
+    problems: list[str] = []
+    user_patterns = [f"/{user}/", f"~{user}", f"\\{user}\\"] if user else []
+    expected = 1
+    for number, cell in enumerate(nb.cells, start=1):
+        texts = [cell.source]
+        if cell.cell_type == "code":
+            outputs = cell.get("outputs", [])
+            for out in outputs:
+                texts.append(out.get("text", ""))
+                texts.extend(v for v in out.get("data", {}).values() if isinstance(v, str))
+                texts.extend(out.get("traceback", []))
+            count = cell.get("execution_count")
+            if count is None and outputs:
+                problems.append(f"cell {number}: has outputs but was never executed")
+            elif count is None:
+                problems.append(f"cell {number}: not executed (run `make notebooks`)")
+            elif count != expected:
+                problems.append(f"cell {number}: execution count {count}, expected {expected} (out of order)")
+            if count is not None:
+                expected = count + 1
+        for text in texts:
+            if match := PATH_RE.search(text):
+                problems.append(f"cell {number}: holds a machine path ({match.group(0)!r})")
+            for pattern in user_patterns:
+                if pattern in text:
+                    problems.append(f"cell {number}: holds the user name ({pattern!r})")
+    return problems
+
+
 def run(names: list[str]) -> int:
     from nbclient import NotebookClient
 

@@ -1,0 +1,147 @@
+from pathlib import Path
+
+import pytest
+
+from course_utils.quiz import (
+    CORRECT_TEXT,
+    WRONG_TEXT,
+    QuestionWidget,
+    QuizBankError,
+    grade,
+    load_bank,
+    show_quiz,
+)
+
+BANKS = sorted((Path(__file__).resolve().parent.parent / "data" / "quizzes").glob("*.yaml"))
+
+GOOD = """\
+title: Test bank
+questions:
+  - id: q1
+    prompt: Pick A
+    kind: single
+    options:
+      - text: A
+        correct: true
+        why: because A
+      - text: B
+        why: not B
+  - id: q2
+    prompt: Pick A and C
+    kind: multiple
+    options:
+      - {text: A, correct: true, why: "it is"}
+      - {text: B, why: "it is not"}
+      - {text: C, correct: true, why: "it is too"}
+"""
+
+
+def write(tmp_path, text, name="bank.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("bank", BANKS, ids=lambda p: p.name)
+def test_every_committed_bank_is_valid(bank):
+    loaded = load_bank(bank)
+    assert loaded.questions
+    for question in loaded.questions:
+        assert all(option.why for option in question.options)
+
+
+def test_lesson_banks_have_at_least_five_questions():
+    for bank in BANKS:
+        if bank.stem != "00_welcome":
+            assert len(load_bank(bank).questions) >= 5, bank.name
+
+
+def test_good_bank_loads(tmp_path):
+    bank = load_bank(write(tmp_path, GOOD))
+    assert [q.id for q in bank.questions] == ["q1", "q2"]
+    assert bank["q2"].correct_indices == {0, 2}
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        (
+            GOOD.replace("        correct: true\n        why: because A", "        why: because A"),
+            "q1.*no option",
+        ),
+        (
+            GOOD.replace("        why: not B", "        why: not B\n        correct: true"),
+            "q1.*2 options are marked correct",
+        ),
+        (GOOD.replace("    kind: single", "    kind: single\n    hint: x"), "q1.*unknown key.*'hint'"),
+        (
+            GOOD.replace('{text: B, why: "it is not"}', '{text: B, why: "it is not", points: 3}'),
+            "q2.*option 2.*'points'",
+        ),
+        (GOOD.replace("title: Test bank", "title: Test bank\nauthor: me"), "unknown key.*'author'"),
+        (GOOD.replace("        why: not B", "        why: ''"), "q1.*option 2.*why"),
+        (GOOD.replace("id: q2", "id: q1"), "'q1'.*used twice"),
+        (GOOD.replace("kind: multiple", "kind: essay"), "q2.*'kind'"),
+        ("questions: []\ntitle: x", "non-empty list"),
+        ("title: [", "not valid YAML"),
+    ],
+)
+def test_malformed_banks_name_file_and_question(tmp_path, broken, message):
+    path = write(tmp_path, broken, "broken_bank.yaml")
+    with pytest.raises(QuizBankError, match=message) as err:
+        load_bank(path)
+    assert "broken_bank.yaml" in str(err.value)
+
+
+def test_missing_bank_is_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope"):
+        load_bank("nope")
+
+
+def test_grade_single(tmp_path):
+    question = load_bank(write(tmp_path, GOOD))["q1"]
+    right, wrong = grade(question, [0]), grade(question, [1])
+    assert right.correct and right.headline == CORRECT_TEXT
+    assert not wrong.correct and wrong.headline == WRONG_TEXT
+    assert len(wrong.explanations) == 2
+    assert "not B" in wrong.explanations[1] and "(your choice)" in wrong.explanations[1]
+    assert not grade(question, []).correct
+
+
+def test_grade_multiple_needs_exact_set(tmp_path):
+    question = load_bank(write(tmp_path, GOOD))["q2"]
+    assert grade(question, [0, 2]).correct
+    assert not grade(question, [0]).correct
+    assert not grade(question, [0, 1, 2]).correct
+
+
+def test_grade_rejects_bad_selections(tmp_path):
+    bank = load_bank(write(tmp_path, GOOD))
+    with pytest.raises(ValueError, match="out of range"):
+        grade(bank["q1"], [5])
+    with pytest.raises(ValueError, match="single-choice"):
+        grade(bank["q1"], [0, 1])
+
+
+def test_widget_check_shows_feedback(tmp_path):
+    question = load_bank(write(tmp_path, GOOD))["q1"]
+    widget = QuestionWidget(question, 1)
+    widget.choices.value = "B"
+    widget.button.click()
+    assert WRONG_TEXT in widget.feedback.value and "not B" in widget.feedback.value
+    widget.choices.value = "A"
+    widget.button.click()
+    assert CORRECT_TEXT in widget.feedback.value
+
+
+def test_multiple_choice_widget(tmp_path):
+    widget = QuestionWidget(load_bank(write(tmp_path, GOOD))["q2"])
+    widget.choices.children[0].value = True
+    widget.choices.children[2].value = True
+    assert widget.selected() == [0, 2]
+    assert widget.check().correct
+
+
+def test_show_quiz_by_name_and_ids():
+    items = show_quiz("00_welcome", ids=["label-zero"])
+    assert len(items) == 1 and items[0].question.kind == "multiple"
