@@ -14,7 +14,7 @@ TEST_ENV := COURSE_PROFILE=ci COURSE_OFFLINE=1 PYTHONPATH=$(CURDIR)/tests/offlin
 NBVAL_ARGS := --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
 	--nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup lab test lint unit nbtest notebooks sync lock clean
+.PHONY: setup lab test lint unit nbtest notebooks sync lock clean browser
 
 setup: $(STAMP)
 
@@ -35,10 +35,15 @@ lab: setup
 test: setup lint unit nbtest
 
 lint: setup
-	$(BIN)/ruff check course_utils tests scripts notebooks
+	$(BIN)/ruff check course_utils tests scripts benchmarks notebooks conftest.py
 
-unit: setup
+unit: setup browser
 	env $(TEST_ENV) $(BIN)/python -m pytest tests
+
+## make browser: Debian's Chromium for the browser tests (installed when missing and possible;
+## without it those tests are skipped with the reason).
+browser:
+	bash scripts/install_browser.sh
 
 nbtest: setup
 	env $(TEST_ENV) $(BIN)/python -m pytest $(NBVAL_ARGS) notebooks
