@@ -14,7 +14,7 @@ TEST_ENV := COURSE_PROFILE=ci COURSE_OFFLINE=1 PYTHONPATH=$(CURDIR)/tests/offlin
 NBVAL_ARGS := --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
 	--nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup lab test lint unit nbtest notebooks sync lock clean browser
+.PHONY: setup lab test lint unit nbtest notebooks sync lock clean browser assignments
 
 setup: $(STAMP)
 
@@ -55,6 +55,10 @@ notebooks: setup sync
 ## make sync: copy the repository address and the bootstrap cell into every notebook.
 sync: setup
 	$(BIN)/python scripts/notebooks.py sync
+
+## make assignments: graded assignments from the lessons (nbgrader/source; student release in nbgrader/release).
+assignments: setup
+	$(BIN)/python scripts/assignments.py release
 
 ## make lock: regenerate constraints.txt from the current environment.
 lock: setup
