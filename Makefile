@@ -10,7 +10,7 @@ LAB_ARGS ?=
 # JupyterLab refuses to run as root (containers, some cloud machines) unless told it may.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # Environment of every test process (and of the notebook kernels they start).
-TEST_ENV := COURSE_PROFILE=ci COURSE_OFFLINE=1 PYTHONPATH=$(CURDIR)/tests/offline MPLBACKEND=Agg
+TEST_ENV := OMP_WAIT_POLICY=PASSIVE COURSE_PROFILE=ci COURSE_OFFLINE=1 PYTHONPATH=$(CURDIR)/tests/offline MPLBACKEND=Agg
 NBVAL_ARGS := --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
 	--nbval-sanitize-with tests/nbval_sanitize.cfg
 
