@@ -79,7 +79,7 @@ def small_faster_rcnn(
     image_size: int = 128,
     widths: Sequence[int] = (32, 64, 128),
     blocks_per_stage: int = 2,
-    anchor_sizes: Sequence[int] = (16, 32, 64),
+    anchor_sizes: Sequence[int] = (12, 24, 48),
     aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0),
     representation_size: int = 256,
     roi_output_size: int = 7,
@@ -98,7 +98,8 @@ def small_faster_rcnn(
       (the long side at most ``image_size`` too), so square ``image_size`` images keep their size;
     * backbone: ``TinyBackbone(widths, blocks_per_stage)``, one feature map ``'0'`` of
       ``widths[-1]`` channels at stride ``2 ** len(widths)`` (no FPN);
-    * RPN: ``len(anchor_sizes) * len(aspect_ratios)`` anchors per feature-map cell; the best
+    * RPN: ``len(anchor_sizes) * len(aspect_ratios)`` anchors per feature-map cell (the default
+      sizes suit the course's shapes, about 10 to 50 pixels across in 128-pixel images); the best
       ``rpn_top_n`` anchors by objectness go through NMS and at most ``rpn_top_n`` proposals are
       kept, in training and in eval (the paper's 300; torchvision's default model keeps up to
       2000 / 1000 from each of its five levels, which a small image does not need);
