@@ -20,10 +20,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+from detector_setup import add_common_arguments, build
 
-from course_utils.data import NUM_CLASSES, MultiShapeDataset, detection_collate
-from course_utils.device import describe_device, get_device
-from course_utils.faster_rcnn import small_faster_rcnn
+from course_utils.device import describe_device
 from course_utils.train import fit
 
 
@@ -54,30 +53,13 @@ class TimedLoader:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=96, help="images per epoch (default 96)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--image-size", type=int, default=128)
+    add_common_arguments(parser, images=96)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader num_workers (default 0)")
     parser.add_argument("--epochs", type=int, default=2, help="measured epochs, after one warm-up epoch")
-    parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    device = torch.device(args.device) if args.device else get_device(verbose=False)
-    torch.manual_seed(0)
-    dataset = MultiShapeDataset(args.images, args.image_size, seed=0)
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=args.batch_size,
-        shuffle=True,
-        collate_fn=detection_collate,
-        num_workers=args.workers,
-        generator=torch.Generator().manual_seed(0),
+    device, loader, model, optimizer = build(
+        args, cache=False, num_workers=args.workers, generator=torch.Generator().manual_seed(0)
     )
-    model = small_faster_rcnn(NUM_CLASSES, image_size=args.image_size)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     print(
         f"device: {describe_device(device)}; MultiShapeDataset {args.image_size} px, batch {args.batch_size}, "
         f"num_workers {args.workers}, {len(loader)} steps per epoch"

@@ -31,10 +31,9 @@ import time
 from collections import deque
 
 import torch
+from detector_setup import add_common_arguments, build
 
-from course_utils.data import NUM_CLASSES, MultiShapeDataset, detection_collate
-from course_utils.device import describe_device, get_device
-from course_utils.faster_rcnn import small_faster_rcnn
+from course_utils.device import describe_device
 from course_utils.train import fit
 
 
@@ -83,26 +82,12 @@ def reference_epoch(model, optimizer, loader, device, warmup_iters: int, print_f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=64, help="images per epoch (default 64)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--image-size", type=int, default=128)
+    add_common_arguments(parser, images=64)
     parser.add_argument("--reps", type=int, default=5, help="epochs per loop, interleaved (default 5)")
-    parser.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    device = torch.device(args.device) if args.device else get_device(verbose=False)
-    torch.manual_seed(0)
-    dataset = MultiShapeDataset(args.images, args.image_size, seed=0, cache=True)
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_size=args.batch_size, shuffle=True, collate_fn=detection_collate
-    )
+    device, loader, model, optimizer = build(args, cache=True)
     for _ in loader:  # fill the cache: both loops then read the same ready-made samples
         pass
-    model = small_faster_rcnn(NUM_CLASSES, image_size=args.image_size).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     warmup_iters = len(loader) - 1
 
     def run_fit() -> None:

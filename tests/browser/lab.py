@@ -61,6 +61,11 @@ class LabServer:
             body = response.read()
         return json.loads(body) if body else None
 
+    def page(self, path: str) -> bytes:
+        """The body of a (non-API) page; urllib raises ``HTTPError`` unless the answer is 2xx."""
+        with urllib.request.urlopen(self.url(path), timeout=10) as response:
+            return response.read()
+
     def log_tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
@@ -96,9 +101,10 @@ def write_settings(folder: Path) -> None:
 
 
 @contextmanager
-def lab_server(root_dir: Path, work_dir: Path, timeout: float = 120) -> Iterator[LabServer]:
+def lab_server(root_dir: Path | None, work_dir: Path, timeout: float = 120) -> Iterator[LabServer]:
     """Start `make lab` (the venv running this test) serving ``root_dir``; stop it afterwards.
 
+    ``root_dir=None`` keeps what `make lab` serves by itself (``notebooks/``).
     ``work_dir`` receives the server's log and its private settings and workspace folders.
     """
     port, token = free_port(), secrets.token_hex(16)
@@ -111,11 +117,6 @@ def lab_server(root_dir: Path, work_dir: Path, timeout: float = 120) -> Iterator
             "--ServerApp.ip=127.0.0.1",
             f"--port={port}",
             f"--IdentityProvider.token={token}",
-            # `make lab` sets the server's root to notebooks/ (a second root_dir is refused), so
-            # the folders of the two parts that read files are set instead: the contents (what
-            # the browser opens and saves) and the kernels' working directory.
-            f"--FileContentsManager.root_dir={root_dir}",
-            f"--MappingKernelManager.root_dir={root_dir}",
             f"--LabApp.user_settings_dir={settings}",
             f"--LabApp.workspaces_dir={workspaces}",
             "--LabApp.news_url=None",
@@ -123,6 +124,11 @@ def lab_server(root_dir: Path, work_dir: Path, timeout: float = 120) -> Iterator
             "--LabApp.extension_manager=readonly",
         ]
     )
+    if root_dir is not None:
+        # `make lab` sets the server's root to notebooks/ (a second root_dir is refused), so
+        # the folders of the two parts that read files are set instead: the contents (what
+        # the browser opens and saves) and the kernels' working directory.
+        args += f" --FileContentsManager.root_dir={root_dir} --MappingKernelManager.root_dir={root_dir}"
     env = dict(os.environ)
     # The test run sets MPLBACKEND=Agg for its own processes; a learner's kernel has the inline
     # backend, which is what puts figures into the page.
@@ -138,7 +144,7 @@ def lab_server(root_dir: Path, work_dir: Path, timeout: float = 120) -> Iterator
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = LabServer(f"http://127.0.0.1:{port}", token, root_dir, log)
+    server = LabServer(f"http://127.0.0.1:{port}", token, root_dir or NOTEBOOKS, log)
     try:
         deadline = time.monotonic() + timeout
         while True:
