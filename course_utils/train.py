@@ -490,23 +490,22 @@ def fit(
     try:
         for epoch in range(done + 1, epochs + 1):
             model.train()
-            record, step = _train_one_epoch(
-                model,
-                train_loader,
-                compute_losses,
-                source,
-                optimizer,
-                scaler,
-                device,
-                epoch=epoch,
-                epochs=epochs,
-                step=step,
-                scheduler=scheduler if scheduler_interval == "iteration" else None,
-                warmup_iters=warmup_iters,
-                max_grad_norm=max_grad_norm,
-                use_amp=use_amp,
-                progress=progress,
-            )
+            with _progress_bar(train_loader, epoch, epochs, progress) as bar:
+                record, step = _run_batches(
+                    model,
+                    bar,
+                    compute_losses,
+                    source,
+                    optimizer,
+                    scaler,
+                    device,
+                    epoch=epoch,
+                    step=step,
+                    scheduler=scheduler if scheduler_interval == "iteration" else None,
+                    warmup_iters=warmup_iters,
+                    max_grad_norm=max_grad_norm,
+                    use_amp=use_amp,
+                )
             if val_fn is not None:
                 record.update(_validate(model, val_fn, epoch, record))
                 model.train()
@@ -559,49 +558,13 @@ def _validate(model: nn.Module, val_fn: ValFn, epoch: int, record: dict[str, flo
     return out
 
 
-def _train_one_epoch(
-    model: nn.Module,
-    loader: Iterable[Any],
-    compute_losses: LossFn,
-    source: str,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    device: torch.device,
-    *,
-    epoch: int,
-    epochs: int,
-    step: int,
-    scheduler: Any,
-    warmup_iters: int,
-    max_grad_norm: float | None,
-    use_amp: bool,
-    progress: bool,
-) -> tuple[dict[str, float], int]:
-    """One pass over ``loader``; returns the epoch's record and the updated step counter."""
+def _progress_bar(loader: Iterable[Any], epoch: int, epochs: int, progress: bool) -> tqdm:
+    """A tqdm bar over one epoch of ``loader`` (a context manager that closes it, even on errors)."""
     try:
         total_batches = len(loader)  # type: ignore[arg-type]
     except TypeError:
         total_batches = None
-    bar = tqdm(loader, total=total_batches, desc=f"epoch {epoch}/{epochs}", disable=not progress, leave=True)
-    try:
-        record, step = _run_batches(
-            model,
-            bar,
-            compute_losses,
-            source,
-            optimizer,
-            scaler,
-            device,
-            epoch=epoch,
-            step=step,
-            scheduler=scheduler,
-            warmup_iters=warmup_iters,
-            max_grad_norm=max_grad_norm,
-            use_amp=use_amp,
-        )
-    finally:
-        bar.close()
-    return record, step
+    return tqdm(loader, total=total_batches, desc=f"epoch {epoch}/{epochs}", disable=not progress, leave=True)
 
 
 def _run_batches(
@@ -620,6 +583,7 @@ def _run_batches(
     max_grad_norm: float | None,
     use_amp: bool,
 ) -> tuple[dict[str, float], int]:
+    """One pass over ``bar`` (the epoch's batches); returns the epoch's record and the step counter."""
     sums: dict[str, float] = {}
     total_sum, n_batches = 0.0, 0
     grad_norm_sum = torch.zeros((), device=device)
