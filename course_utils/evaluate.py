@@ -40,6 +40,7 @@ from torchvision.ops import box_iou
 from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 
+from .boxes import as_box_tensor
 from .coco import xyxy_to_xywh
 
 __all__ = [
@@ -59,17 +60,10 @@ _IOU_CHUNK = 1024
 # --------------------------------------------------------------------------------------------
 
 
-def _check_box_tensor(boxes: Any, name: str) -> Tensor:
-    if not isinstance(boxes, Tensor) or boxes.dim() != 2 or boxes.shape[1] != 4:
-        shape = list(boxes.shape) if isinstance(boxes, Tensor) else type(boxes).__name__
-        raise ValueError(f"{name} must be a tensor of shape [N, 4] (XYXY), got {shape}")
-    return boxes.as_subclass(Tensor).float()
-
-
 def _paired_iou(pred: Tensor, target: Tensor) -> tuple[Tensor, int]:
     """IoU per pair and the number of invalid predictions (x2 < x1 or y2 < y1), which score 0."""
-    pred = _check_box_tensor(pred, "pred")
-    target = _check_box_tensor(target, "target").to(pred.device)
+    pred = as_box_tensor(pred, "pred")
+    target = as_box_tensor(target, "target").to(pred.device)
     if pred.shape[0] != target.shape[0]:
         raise ValueError(
             f"pred has {pred.shape[0]} boxes but target has {target.shape[0]}; they must pair up"

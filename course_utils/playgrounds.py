@@ -35,6 +35,7 @@ from matplotlib.patches import Rectangle
 from torch import Tensor
 from torchvision.ops import batched_nms, box_iou, clip_boxes_to_image, generalized_box_iou, nms
 
+from .boxes import as_box_tensor
 from .data import CLASSES
 from .viz import draw_boxes
 
@@ -57,13 +58,6 @@ def _as_box(value: BoxLike, name: str) -> tuple[float, float, float, float]:
     if not (box[2] > box[0] and box[3] > box[1]):
         raise ValueError(f"{name} must have x2 > x1 and y2 > y1 (a box of positive size), got {box}")
     return box  # type: ignore[return-value]
-
-
-def _check_boxes(boxes: Tensor, name: str = "boxes") -> Tensor:
-    if not isinstance(boxes, Tensor) or boxes.dim() != 2 or boxes.shape[1] != 4:
-        shape = tuple(boxes.shape) if isinstance(boxes, Tensor) else type(boxes).__name__
-        raise ValueError(f"{name} must be a float tensor of shape [N, 4] (x1, y1, x2, y2), got {shape}")
-    return boxes.detach().float().cpu()
 
 
 def select_detections(
@@ -91,7 +85,7 @@ def select_detections(
     Returns:
         int64 [K] indices into ``boxes``, in decreasing order of score.
     """
-    boxes = _check_boxes(boxes)
+    boxes = as_box_tensor(boxes).detach().cpu()
     scores = torch.as_tensor(scores).detach().float().cpu()
     if scores.shape != (boxes.shape[0],):
         raise ValueError(
@@ -154,7 +148,7 @@ def jittered_candidates(
         ``object_index`` int64 [K] (the ground-truth object a candidate came from, -1 for a
         false alarm), with K = M * per_object + n_background.
     """
-    gt = _check_boxes(boxes, "boxes")
+    gt = as_box_tensor(boxes).detach().cpu()
     labels = torch.as_tensor(labels).long().cpu()
     if labels.shape != (gt.shape[0],):
         raise ValueError(f"labels must have shape [{gt.shape[0]}] (one per box), got {tuple(labels.shape)}")
@@ -431,7 +425,7 @@ class NMSExplorer:
     ):
         import ipywidgets as widgets
 
-        self.boxes = _check_boxes(boxes)
+        self.boxes = as_box_tensor(boxes).detach().cpu()
         n = self.boxes.shape[0]
         self.scores = torch.as_tensor(scores).detach().float().cpu()
         if self.scores.shape != (n,):

@@ -35,6 +35,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import clip_boxes_to_image, generalized_box_iou_loss
 
+from .boxes import as_box_tensor
+
 COORDS: tuple[str, ...] = ("pixels", "normalized")
 BOX_LOSSES: tuple[str, ...] = ("mse", "l1", "smooth_l1", "giou")
 LOSS_NAMES: dict[str, str] = {
@@ -114,12 +116,6 @@ def _check_coords(coords: str) -> None:
         raise ValueError(f"coords must be one of {COORDS}, got {coords!r}")
 
 
-def _check_boxes(boxes: Tensor, name: str) -> None:
-    if not isinstance(boxes, Tensor) or boxes.dim() != 2 or boxes.shape[1] != 4:
-        shape = list(boxes.shape) if isinstance(boxes, Tensor) else type(boxes).__name__
-        raise ValueError(f"{name} must be a tensor of shape [N, 4], got {shape}")
-
-
 def encode_boxes(boxes: Tensor, image_size: int, coords: str) -> Tensor:
     """Regression targets from pixel boxes.
 
@@ -132,7 +128,7 @@ def encode_boxes(boxes: Tensor, image_size: int, coords: str) -> Tensor:
         [N, 4] float tensor (a plain tensor).
     """
     _check_coords(coords)
-    _check_boxes(boxes, "boxes")
+    as_box_tensor(boxes, "boxes")
     boxes = boxes.as_subclass(Tensor).float()
     return boxes if coords == "pixels" else boxes / image_size
 
@@ -152,7 +148,7 @@ def decode_boxes(box_out: Tensor, image_size: int, coords: str, clip: bool = Tru
         [N, 4] XYXY in pixels.
     """
     _check_coords(coords)
-    _check_boxes(box_out, "box_out")
+    as_box_tensor(box_out, "box_out")
     boxes = box_out.float() if coords == "pixels" else box_out.float() * image_size
     return clip_boxes_to_image(boxes, (image_size, image_size)) if clip else boxes
 
@@ -186,8 +182,8 @@ def localization_loss(
     """
     if box_loss not in BOX_LOSSES:
         raise ValueError(f"box_loss must be one of {BOX_LOSSES}, got {box_loss!r}")
-    _check_boxes(box_out, "box_out")
-    _check_boxes(boxes, "boxes")
+    as_box_tensor(box_out, "box_out")
+    as_box_tensor(boxes, "boxes")
     if box_out.shape[0] != boxes.shape[0]:
         raise ValueError(f"box_out has {box_out.shape[0]} rows but boxes has {boxes.shape[0]}")
     if box_loss == "giou":
