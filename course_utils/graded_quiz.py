@@ -4,10 +4,10 @@ The lessons' quizzes are widgets (``course_utils.quiz.show_quiz``). A widget's s
 saved in the notebook, so an autograder cannot read it. A graded question therefore keeps
 the learner's answer in a plain variable, and two checks score it::
 
-    show_question("08_final_quiz", "nms-purpose", variable="answer_nms")  # prompt + lettered options
+    show_question("14_final_quiz", "nms-purpose", variable="answer_nms")  # prompt + lettered options
     answer_nms = "B"                                  # the learner's answer cell
-    check_choice(answer_nms, "08_final_quiz", "nms-purpose")   # the answer's form (visible test)
-    grade_choice(answer_nms, "08_final_quiz", "nms-purpose")   # the key and every option's why
+    check_choice(answer_nms, "14_final_quiz", "nms-purpose")   # the answer's form (visible test)
+    grade_choice(answer_nms, "14_final_quiz", "nms-purpose")   # the key and every option's why
 
 Numeric questions are computed live: the notebook computes the expected value with
 torchvision, the learner types a number, and ``grade_number`` compares them within a tolerance::

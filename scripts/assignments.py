@@ -67,7 +67,7 @@ SOLUTION_WORDS, HIDDEN_WORDS = ("BEGIN SOLUTION", "END SOLUTION"), ("BEGIN HIDDE
 POINTS_RE = re.compile(r"^\s*#\s*points\s*[:=]\s*([0-9]+(?:\.[0-9]+)?)\s*$", re.IGNORECASE | re.MULTILINE)
 KEEP_TAG = "assignment-keep"
 # Notebooks handed out whole: every cell is part of the assignment.
-WHOLE_NOTEBOOKS = ("08_final_quiz",)
+WHOLE_NOTEBOOKS = ("14_final_quiz",)
 # A line shorter than this is too generic to count as a leaked answer ("return x").
 MIN_SECRET_LENGTH = 8
 

@@ -32,7 +32,7 @@ nbspec = importlib.util.spec_from_file_location("nbtools", ROOT / "scripts" / "n
 nbtools = importlib.util.module_from_spec(nbspec)
 nbspec.loader.exec_module(nbtools)
 
-QUIZ = ROOT / "notebooks" / "08_final_quiz.ipynb"
+QUIZ = ROOT / "notebooks" / "14_final_quiz.ipynb"
 LECTURES = assignments.lecture_notebooks()
 # The lesson whose exercises the round trip grades (the quickest one with exercises); the first lesson
 # with exercises stands in while it does not exist, and a small built-in lesson while none does.
@@ -215,11 +215,11 @@ def test_a_notebook_without_exercises_is_refused():
 def quiz_lecture(show_ids):
     nb = lecture()
     nb.cells[6:] = [
-        code(f'show_quiz("08_final_quiz"{show_ids})'),
+        code(f'show_quiz("14_final_quiz"{show_ids})'),
         code('### BEGIN SOLUTION\nanswer_1 = "D"\n### END SOLUTION'),
         code(
-            'check_choice(answer_1, "08_final_quiz", "nms-purpose")\n### BEGIN HIDDEN TESTS\n'
-            'grade_choice(answer_1, "08_final_quiz", "nms-purpose")\n### END HIDDEN TESTS'
+            'check_choice(answer_1, "14_final_quiz", "nms-purpose")\n### BEGIN HIDDEN TESTS\n'
+            'grade_choice(answer_1, "14_final_quiz", "nms-purpose")\n### END HIDDEN TESTS'
         ),
     ]
     return nb
@@ -233,10 +233,10 @@ def test_a_widget_may_not_show_a_graded_question(show_ids):
 
 def test_graded_questions_and_their_explanations_are_secrets():
     nb = quiz_lecture(', ids=["iou-range"]')
-    assert assignments.graded_questions(nb) == {"08_final_quiz": {"nms-purpose"}}
+    assert assignments.graded_questions(nb) == {"14_final_quiz": {"nms-purpose"}}
     hidden = assignments.secrets(nb)
     assert 'answer_1 = "D"' in hidden
-    assert all(option.why in hidden for option in load_bank("08_final_quiz")["nms-purpose"].options)
+    assert all(option.why in hidden for option in load_bank("14_final_quiz")["nms-purpose"].options)
     assert not any("iou-range" in s for s in hidden)
 
 
@@ -300,10 +300,10 @@ def test_nbgrader_config_and_gitignore():
 
 def test_command_line_list_leaks_and_names(tmp_path, capsys):
     assert assignments.main(["list"]) == 0
-    assert "08_final_quiz: 15 exercise(s), 15 point(s)" in capsys.readouterr().out
-    folder = tmp_path / "release" / "08_final_quiz"
+    assert "14_final_quiz: 15 exercise(s), 15 point(s)" in capsys.readouterr().out
+    folder = tmp_path / "release" / "14_final_quiz"
     folder.mkdir(parents=True)
-    nbformat.write(nbformat.v4.new_notebook(cells=[code('answer_4 = "D"')]), folder / "08_final_quiz.ipynb")
+    nbformat.write(nbformat.v4.new_notebook(cells=[code('answer_4 = "D"')]), folder / "14_final_quiz.ipynb")
     assert assignments.main(["--course-root", str(tmp_path), "leaks"]) == 1
     assert "answer_4" in capsys.readouterr().out
     assert assignments.lecture_notebooks(["08"]) == [QUIZ]
@@ -339,8 +339,8 @@ def test_output_problems_are_found():
 
 def test_final_quiz_uses_every_question_once():
     nb = nbformat.read(QUIZ, as_version=4)
-    bank = load_bank("08_final_quiz")
-    graded = assignments.graded_questions(nb)["08_final_quiz"]
+    bank = load_bank("14_final_quiz")
+    graded = assignments.graded_questions(nb)["14_final_quiz"]
     shown = set()
     for cell in nb.cells:
         for call in (
@@ -361,11 +361,11 @@ def test_final_quiz_uses_every_question_once():
 
 
 def test_show_question_gives_no_key(capsys):
-    question = load_bank("08_final_quiz")["rpn-matching"]
+    question = load_bank("14_final_quiz")["rpn-matching"]
     text = graded_quiz.question_markdown(question, "Graded Q6.", "answer_6")
     assert "**Graded Q6.**" in text and "- **D.**" in text and 'answer_6 = "<letters>"' in text
     assert not any(option.why in text for option in question.options)
-    shown = graded_quiz.show_question("08_final_quiz", "nms-purpose", label="Q", variable="a")
+    shown = graded_quiz.show_question("14_final_quiz", "nms-purpose", label="Q", variable="a")
     assert shown.id == "nms-purpose"
 
 
@@ -373,7 +373,7 @@ def test_show_question_gives_no_key(capsys):
     ("answer", "indices"), [("b", [1]), (" A , c ", [0, 2]), (["C", "a"], [0, 2]), ("AA", [0])]
 )
 def test_parse_choice_accepts_letters(answer, indices):
-    question = load_bank("08_final_quiz")["rpn-matching"]
+    question = load_bank("14_final_quiz")["rpn-matching"]
     assert graded_quiz.parse_choice(answer, question) == indices
 
 
@@ -389,24 +389,24 @@ def test_parse_choice_accepts_letters(answer, indices):
 )
 def test_parse_choice_rejects_bad_answers(answer, qid, message):
     with pytest.raises(graded_quiz.AnswerError, match=message):
-        graded_quiz.parse_choice(answer, load_bank("08_final_quiz")[qid])
+        graded_quiz.parse_choice(answer, load_bank("14_final_quiz")[qid])
 
 
 def key(qid):
-    question = load_bank("08_final_quiz")[qid]
+    question = load_bank("14_final_quiz")[qid]
     return "".join(graded_quiz.letters(question)[i] for i in sorted(question.correct_indices))
 
 
 def test_check_and_grade_choice(capsys):
     right = key("rpn-matching")
-    assert graded_quiz.check_choice(right.lower(), "08_final_quiz", "rpn-matching") == right
-    graded_quiz.grade_choice(right, "08_final_quiz", "rpn-matching")
+    assert graded_quiz.check_choice(right.lower(), "14_final_quiz", "rpn-matching") == right
+    graded_quiz.grade_choice(right, "14_final_quiz", "rpn-matching")
     out = capsys.readouterr().out
     assert out.startswith("Correct!") and "fg_iou_thresh=0.7" in out
     wrong = right[0]
-    assert graded_quiz.check_choice(wrong, "08_final_quiz", "rpn-matching") == wrong, "the form check passes"
+    assert graded_quiz.check_choice(wrong, "14_final_quiz", "rpn-matching") == wrong, "the form check passes"
     with pytest.raises(graded_quiz.AnswerError, match="not the right answer"):
-        graded_quiz.grade_choice(wrong, "08_final_quiz", "rpn-matching")
+        graded_quiz.grade_choice(wrong, "14_final_quiz", "rpn-matching")
     assert "Not quite." in capsys.readouterr().out, "the explanations come before the failure"
 
 
@@ -507,7 +507,7 @@ def test_release_holds_no_answer(course):
                 continue
             leaked = [s for s in hidden if s.strip() in text]
             assert leaked == [], f"{path.name} holds {leaked[:3]}"
-    quiz = texts[release / "08_final_quiz" / "08_final_quiz.ipynb"]
+    quiz = texts[release / "14_final_quiz" / "14_final_quiz.ipynb"]
     assert "grade_choice(" not in quiz.replace("import check_choice, check_number, grade_choice", "")
     assert "BEGIN HIDDEN TESTS" not in quiz and "BEGIN SOLUTION" not in quiz
 
