@@ -14,7 +14,7 @@ TEST_ENV := OMP_WAIT_POLICY=PASSIVE COURSE_PROFILE=ci COURSE_OFFLINE=1 PYTHONPAT
 NBVAL_ARGS := --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
 	--nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup lab test lint unit nbtest notebooks sync lock clean browser assignments
+.PHONY: setup lab test lint unit nbtest notebooks sync lock clean clean-cache browser assignments
 
 setup: $(STAMP)
 
@@ -31,7 +31,9 @@ $(STAMP): pyproject.toml constraints.txt
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
 
-## make test: lint, unit tests, then every notebook under nbval (ci profile, offline).
+## make test: lint, unit tests, then every lesson under nbval (ci profile, offline): first the
+## solved forms (their checked outputs compared), then the learner forms, untouched, run to the end.
+## Both runs share one model cache that starts empty, so the learner forms reuse the trained models.
 test: setup lint unit nbtest
 
 lint: setup
@@ -46,11 +48,18 @@ browser:
 	bash scripts/install_browser.sh
 
 nbtest: setup
-	env $(TEST_ENV) $(BIN)/python -m pytest $(NBVAL_ARGS) notebooks
+	cache=$$(mktemp -d) && trap 'rm -rf "$$cache"' EXIT && \
+	env $(TEST_ENV) COURSE_CACHE=$$cache $(BIN)/python -m pytest $(NBVAL_ARGS) notebooks/solved && \
+	env $(TEST_ENV) COURSE_CACHE=$$cache $(BIN)/python -m pytest $(NBVAL_ARGS) notebooks/[0-9]*.ipynb
 
-## make notebooks: re-execute every notebook in order (ci profile) and store the outputs.
+## make notebooks: execute the solved lessons in order (ci profile, empty model cache), store their
+## outputs, check their figures, and write the learner forms. `make notebooks NAMES="02 08"` for some.
 notebooks: setup sync
-	env $(TEST_ENV) $(BIN)/python scripts/notebooks.py run
+	env $(TEST_ENV) $(BIN)/python scripts/notebooks.py run $(NAMES)
+
+## make clean-cache: empty the model cache (trained models are stored there and reused).
+clean-cache: setup
+	$(BIN)/python -c "from course_utils.model_cache import clear_model_cache as c; print(c(), 'cached models removed')"
 
 ## make sync: copy the repository address and the bootstrap cell into every notebook.
 sync: setup

@@ -483,7 +483,7 @@ class AnchorExplorer:
         self.state = self._validated(
             replace(self.state, row=rows // 2 if row is None else row, col=cols // 2 if col is None else col)
         )
-        self.figure = Figure(figsize=figsize, dpi=80)
+        self.figure = Figure(figsize=figsize, dpi=100)
         self.ax = self.figure.add_subplot()
         self._busy = False
         st = self.state
@@ -699,9 +699,9 @@ class AnchorExplorer:
             self._busy = False
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
+        from .viz import display_with_picture
 
-        display(self.widget)
+        display_with_picture(self.widget, self.render(), "image/jpeg")
 
 
 def _range_index(choices: Sequence[float], values: Sequence[float]) -> tuple[int, int]:

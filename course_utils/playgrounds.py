@@ -249,7 +249,7 @@ class IoUPlayground:
         self.box_b = _as_box(box_b, "box_b")
         self.iou = 0.0
         self.giou = 0.0
-        self._figure = Figure(figsize=figsize, dpi=80)
+        self._figure = Figure(figsize=figsize, dpi=100)
         self.sliders: dict[str, Any] = {}
         for name, box in (("a", self.box_a), ("b", self.box_b)):
             x1, y1, x2, y2 = box
@@ -377,9 +377,9 @@ class IoUPlayground:
             self.refresh()
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
+        from .viz import display_with_picture
 
-        display(self.widget)
+        display_with_picture(self.widget, self.render(), "image/png")
 
 
 def _fmt(box: Sequence[float]) -> str:
@@ -445,7 +445,7 @@ class NMSExplorer:
         self.kept = torch.zeros(0, dtype=torch.long)
         self.n_below_score = 0
         self.n_suppressed = 0
-        self._figure = Figure(figsize=figsize, dpi=80)
+        self._figure = Figure(figsize=figsize, dpi=100)
         self._busy = False
         self.sliders = {
             "iou_threshold": widgets.FloatSlider(
@@ -552,6 +552,6 @@ class NMSExplorer:
             self.refresh()
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
+        from .viz import display_with_picture
 
-        display(self.widget)
+        display_with_picture(self.widget, self.render(), "image/png")

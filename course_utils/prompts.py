@@ -5,14 +5,19 @@
     >>> guess.reveal(n_anchors)
 
 The widget disables itself once the learner commits, so the guess cannot drift after the
-answer is shown. When nobody committed (a notebook run top to bottom in CI), ``reveal``
-says so and still prints the measured answer.
+answer is shown. The answer waits for the commit: when nobody has committed yet (*Run all*, or a
+learner who skipped the prompt), ``reveal`` shows "commit your prediction above to see the
+answer" and keeps the answer; committing later fills it in, under the reveal cell and under the
+prompt. So the answer never appears before the learner has predicted.
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from typing import Any
+
+WAITING = "Commit your prediction above to see the answer."
 
 
 class Prediction:
@@ -28,6 +33,7 @@ class Prediction:
         self.question = question
         self.options = None if options is None else [str(o) for o in options]
         self.committed: str | None = None
+        self.pending: list[tuple[Any, Any, str | None]] = []  # (widget, actual, correct_option)
         self.prompt = widgets.HTML(f"<b>Predict before you run:</b> {question}")
         if self.options is None:
             self.answer: Any = widgets.Text(placeholder="your prediction")
@@ -49,12 +55,35 @@ class Prediction:
         self.committed = str(value)
         self.answer.disabled = True
         self.button.disabled = True
-        self.status.value = f"Committed: <b>{self.committed}</b>"
+        self.status.value = f"Committed: <b>{html.escape(self.committed)}</b>"
+        for widget, actual, correct_option in self.pending:
+            widget.value = _as_html(self.outcome(actual, correct_option))
+        if self.pending:
+            self.status.value += "<br>" + _as_html(self.outcome(*self.pending[-1][1:]))
+        self.pending.clear()
         return self.committed
 
     def reveal(self, actual: Any, correct_option: str | None = None) -> None:
-        """Print how the committed guess compares with ``actual`` (see ``outcome``)."""
-        print(self.outcome(actual, correct_option))
+        """Show how the committed guess compares with ``actual`` (see ``outcome``).
+
+        Before a commit the answer is kept, and the output says to commit first; the commit fills it in.
+        """
+        if correct_option is not None and self.options is not None and correct_option not in self.options:
+            raise ValueError(f"correct_option {correct_option!r} is not one of the options {self.options}")
+        if self.committed is not None:
+            print(self.outcome(actual, correct_option))
+            return
+        import ipywidgets as widgets
+        from IPython.display import display
+
+        waiting = widgets.HTML(f"<i>{WAITING}</i>")
+        self.pending.append((waiting, actual, correct_option))
+        bundle = getattr(waiting, "_repr_mimebundle_", None)
+        data = bundle() if callable(bundle) else None
+        if isinstance(data, dict):
+            display({**data, "text/plain": WAITING}, raw=True)
+        else:  # older ipywidgets display themselves
+            display(waiting)
 
     def outcome(self, actual: Any, correct_option: str | None = None) -> str:
         """The comparison of the committed guess with ``actual``, as one line.
@@ -63,13 +92,17 @@ class Prediction:
         predictions; the message then says whether the guess was right.
         """
         if self.committed is None:
-            message = f"No prediction was committed. The answer: {actual}"
+            message = WAITING
         else:
             message = f"You predicted: {self.committed}. The answer: {actual}"
             if correct_option is not None:
                 verdict = "right" if correct_option == self.committed else "not what you expected"
                 message += f" ({verdict})"
         return message
+
+
+def _as_html(text: str) -> str:
+    return html.escape(text).replace("\n", "<br>")
 
 
 def predict(question: str, options: Sequence[str] | None = None) -> Prediction:

@@ -19,10 +19,18 @@ each option is explained, right or wrong. ``load_bank`` validates a file and rai
 ``QuizBankError`` naming the file and the question for any mistake. ``show_quiz`` renders a
 bank with standard ipywidgets (they work in JupyterLab and Colab); ``grade`` is the pure
 logic behind the "Check" button.
+
+The options are shown shuffled, in an order that stays the same while the kernel runs (a salt
+drawn when the module is imported, plus the question id), so the position of an option says
+nothing. Where widgets cannot run (a notebook read on GitHub or nbviewer), the quiz leaves a static
+rendering: the questions and their options, and the key only when ``COURSE_SHOW_KEYS=1`` is set (the
+build of the solved lessons sets it; a learner's kernel does not).
 """
 
 from __future__ import annotations
 
+import os
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +44,9 @@ BANK_KEYS = {"title", "questions"}
 QUESTION_KEYS = {"id", "prompt", "kind", "options"}
 OPTION_KEYS = {"text", "correct", "why"}
 KINDS = ("single", "multiple")
+
+# Drawn once per kernel: the shuffled order of a question's options is stable while the kernel runs.
+SESSION_SALT = random.SystemRandom().getrandbits(64)
 
 CORRECT_TEXT = "Correct!"
 WRONG_TEXT = "Not quite."
@@ -207,14 +218,26 @@ def grade(question: Question, selected: Sequence[int]) -> Feedback:
     return Feedback(correct=correct, headline=headline, explanations=tuple(lines))
 
 
-class QuestionWidget:
-    """One question as widgets: the prompt, the options, a Check button and the feedback."""
+def shuffled_order(question: Question, salt: int | None = None) -> list[int]:
+    """The order in which ``question``'s options are shown: a permutation of the bank's indices,
+    fixed by (``salt``, question id); ``salt`` defaults to this kernel's ``SESSION_SALT``."""
+    order = list(range(len(question.options)))
+    random.Random(f"{SESSION_SALT if salt is None else salt}:{question.id}").shuffle(order)
+    return order
 
-    def __init__(self, question: Question, number: int | None = None):
+
+class QuestionWidget:
+    """One question as widgets: the prompt, the options (shuffled), a Check button and the feedback.
+
+    ``order[k]`` is the bank index of the k-th option shown.
+    """
+
+    def __init__(self, question: Question, number: int | None = None, salt: int | None = None):
         import ipywidgets as widgets
 
         self.question = question
-        labels = [o.text for o in question.options]
+        self.order = shuffled_order(question, salt)
+        labels = [question.options[i].text for i in self.order]
         title = f"Q{number}. " if number is not None else ""
         self.prompt = widgets.HTML(f"<b>{title}{_escape(question.prompt)}</b>")
         if question.kind == "single":
@@ -230,20 +253,38 @@ class QuestionWidget:
         )
 
     def selected(self) -> list[int]:
+        """The bank indices of the chosen options."""
         if self.question.kind == "single":
             value = self.choices.value
-            return [] if value is None else [self.choices.options.index(value)]
-        return [i for i, box in enumerate(self.choices.children) if box.value]
+            return [] if value is None else [self.order[self.choices.options.index(value)]]
+        return [self.order[k] for k, box in enumerate(self.choices.children) if box.value]
 
     def check(self) -> Feedback:
         result = grade(self.question, self.selected())
         colour = "#1a7f37" if result.correct else "#b35900"
-        items = "".join(f"<li>{_escape(line)}</li>" for line in result.explanations)
+        shown = [result.explanations[i] for i in self.order]  # in the order the learner sees
+        items = "".join(f"<li>{_escape(line)}</li>" for line in shown)
         self.feedback.value = (
             f"<div class='quiz-feedback'><b style='color:{colour}'>{_escape(result.headline)}</b>"
             f"<ul>{items}</ul></div>"
         )
         return result
+
+
+def static_html(title: str, items: Sequence[QuestionWidget], keys: bool) -> str:
+    """The quiz as plain HTML, for readers where widgets do not run; with the key when ``keys``."""
+    parts = [f"<h3>Quiz: {_escape(title)}</h3>"]
+    for number, item in enumerate(items, start=1):
+        parts.append(f"<p><b>Q{number}. {_escape(item.question.prompt)}</b></p><ul>")
+        for index in item.order:
+            option = item.question.options[index]
+            mark = ("&#10004; " if option.correct else "&#10008; ") if keys else ""
+            why = f"<br><i>{_escape(option.why)}</i>" if keys else ""
+            parts.append(f"<li>{mark}{_escape(option.text)}{why}</li>")
+        parts.append("</ul>")
+    if not keys:
+        parts.append("<p><i>Run the notebook to answer these questions and see the explanations.</i></p>")
+    return "".join(parts)
 
 
 def show_quiz(name: str | Path, ids: Sequence[str] | None = None) -> list[QuestionWidget]:
@@ -254,7 +295,16 @@ def show_quiz(name: str | Path, ids: Sequence[str] | None = None) -> list[Questi
     bank = load_bank(name)
     questions = bank.questions if ids is None else tuple(bank[i] for i in ids)
     items = [QuestionWidget(q, n) for n, q in enumerate(questions, start=1)]
-    display(widgets.VBox([widgets.HTML(f"<h3>Quiz: {_escape(bank.title)}</h3>")] + [w.box for w in items]))
+    view = widgets.VBox([widgets.HTML(f"<h3>Quiz: {_escape(bank.title)}</h3>")] + [w.box for w in items])
+    keys = os.environ.get("COURSE_SHOW_KEYS") == "1"
+    bundle = getattr(view, "_repr_mimebundle_", None)
+    data = bundle() if callable(bundle) else None
+    if isinstance(data, dict):
+        data["text/html"] = static_html(bank.title, items, keys)
+        data["text/plain"] = f"Quiz: {bank.title} ({len(items)} questions; run the notebook to answer)"
+        display(data, raw=True)
+    else:  # older ipywidgets display themselves
+        display(view)
     return items
 
 

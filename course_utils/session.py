@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -26,8 +27,18 @@ class Lesson:
         )
 
 
+def learner_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    line: str | None = None) -> str:
+    """A warning as a learner reads it: its kind and message, without the package's file and line."""
+    return f"{category.__name__}: {message}\n"
+
+
 def start_lesson(seed: int = 0) -> Lesson:
-    """Pick the device, read the run profile, seed every generator, and print the summary."""
+    """Pick the device, read the run profile, seed every generator, and print the summary.
+
+    Warnings are printed from here on as "Kind: message", without the file paths of the package.
+    """
+    warnings.formatwarning = learner_warning
     device = get_device(verbose=False)
     profile = get_profile()
     seed_everything(seed)

@@ -389,3 +389,24 @@ def plot_pr_curve(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
     return ax
+
+
+def display_with_picture(widget: Any, picture: bytes, mime: str = "image/png") -> None:
+    """Display an interactive widget, with ``picture`` (its current state) as the static fallback.
+
+    JupyterLab and Colab show the widget; a notebook read where widgets do not run (GitHub,
+    nbviewer, a notebook reopened without its kernel) shows the picture instead.
+    """
+    import base64
+
+    from IPython.display import display
+
+    if mime not in ("image/png", "image/jpeg"):
+        raise ValueError(f"mime must be 'image/png' or 'image/jpeg', got {mime!r}")
+    bundle = getattr(widget, "_repr_mimebundle_", None)
+    data = bundle() if callable(bundle) else None
+    if not isinstance(data, dict):  # older ipywidgets display themselves
+        display(widget)
+        return
+    data[mime] = base64.b64encode(picture).decode("ascii")
+    display(data, raw=True)

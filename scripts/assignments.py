@@ -5,7 +5,7 @@
     python scripts/assignments.py list                          # exercises and points per notebook
     python scripts/assignments.py leaks                         # exit 1 if the release holds an answer
 
-The lecture notebooks in notebooks/ are the only copy of every exercise. ``source`` turns each
+The solved lessons in notebooks/solved/ are the only copy of every exercise. ``source`` turns each
 notebook that has exercises into an nbgrader source assignment,
 ``nbgrader/source/<NN_name>/<NN_name>.ipynb``; ``release`` then runs ``nbgrader
 generate_assignment`` on each, which writes the student version to ``nbgrader/release/`` (answers
@@ -21,7 +21,7 @@ What the conversion does (the conventions lesson authors follow are in docs/inst
   cell (``solution``; its ``grade_id`` is the name the cell defines, e.g. ``iou_from_scratch``);
 * the code cells after it (markdown in between is fine) that read a name the answer cell defines and
   hold an ``assert`` statement or ``assert...`` call, or a hidden test block, become graded, locked
-  test cells (``grade``, ``points``: 1, or ``# points: N`` in the cell; ``grade_id`` ``test_<name>``,
+  test cells (``grade``, ``points``: 1, or the cell tag ``points:N``; ``grade_id`` ``test_<name>``,
   ``test_<name>_2``, ...); the first other code cell ends the exercise. ``### BEGIN HIDDEN TESTS`` /
   ``### END HIDDEN TESTS`` blocks in a test cell run in the lesson and at grading, and are removed
   from the release;
@@ -55,7 +55,7 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ROOT / "notebooks"
+NOTEBOOKS = ROOT / "notebooks" / "solved"
 COURSE_ROOT = ROOT / "nbgrader"
 BOOTSTRAP_END = "# --- end of bootstrap ---"
 BADGE_RE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)\s*")
@@ -65,6 +65,7 @@ BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 # nbgrader finds its markers anywhere in a line; so do we, to agree with it.
 SOLUTION_WORDS, HIDDEN_WORDS = ("BEGIN SOLUTION", "END SOLUTION"), ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 POINTS_RE = re.compile(r"^\s*#\s*points\s*[:=]\s*([0-9]+(?:\.[0-9]+)?)\s*$", re.IGNORECASE | re.MULTILINE)
+POINTS_TAG = re.compile(r"^points:([0-9]+(?:\.[0-9]+)?)$")
 KEEP_TAG = "assignment-keep"
 # Notebooks handed out whole: every cell is part of the assignment.
 WHOLE_NOTEBOOKS = ("14_final_quiz",)
@@ -171,6 +172,15 @@ def exercise_name(source: str, number: int, where: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", name).lower()
 
 
+def points_of(cell) -> float:
+    """A test cell's points: its tag ``points:N`` (or an old ``# points: N`` line); 1 by default."""
+    for tag in cell.metadata.get("tags", []):
+        if match := POINTS_TAG.match(tag):
+            return float(match.group(1))
+    match = POINTS_RE.search(cell.source)
+    return float(match.group(1)) if match else 1.0
+
+
 def find_exercises(nb, where: str = "notebook") -> list[Exercise]:
     """Every exercise of a lecture notebook, checked against the conventions.
 
@@ -202,8 +212,7 @@ def find_exercises(nb, where: str = "notebook") -> list[Exercise]:
                 if not is_test_cell(nb.cells[later], answer_names, f"{where}, cell {later + 1}"):
                     break
                 exercise.tests.append(later)
-                match = POINTS_RE.search(nb.cells[later].source)
-                exercise.points.append(float(match.group(1)) if match else 1.0)
+                exercise.points.append(points_of(nb.cells[later]))
             if not exercise.tests:
                 raise ConversionError(
                     f"{here}: the answer cell (defines {exercise.name!r}) must be followed by a test cell: "

@@ -1,20 +1,30 @@
-"""Notebook maintenance: keep the template cells in sync, and re-execute the lessons.
+"""Notebook maintenance: the template cells, the two forms of each lesson, and their execution.
 
     python scripts/notebooks.py sync            # badge + bootstrap cell from pyproject's Repository
-    python scripts/notebooks.py run [NAME ...]  # execute in order (ci profile), store outputs
-    python scripts/notebooks.py check           # exit 1 when a notebook is out of sync
+    python scripts/notebooks.py run [NAME ...]  # execute the solved forms, check them, write learner forms
+    python scripts/notebooks.py learner         # write the learner forms from the solved forms
+    python scripts/notebooks.py check           # exit 1 when a notebook is out of sync or unclean
 
-The repository address is written once, in pyproject.toml's [project.urls] Repository;
-``sync`` copies it into each notebook's "Open in Colab" badge and its bootstrap block (the
-part of the setup cell above ``BOOTSTRAP_END``). ``run`` executes notebooks with nbclient in
-the notebook folder and replaces machine-specific paths in the outputs.
+Each lesson has two forms. ``notebooks/solved/NN_name.ipynb`` is the source, edited by hand and
+committed executed; ``notebooks/NN_name.ipynb`` is the learner's form, generated from it by
+``course_utils.lesson_forms.learner_form`` (never edited by hand).
+
+The repository address is written once, in pyproject.toml's [project.urls] Repository; ``sync``
+copies it into each solved notebook's "Open in Colab" badge (which opens the learner's form) and
+its bootstrap block (the part of the setup cell above ``BOOTSTRAP_END``). ``run`` executes solved
+notebooks with nbclient in their folder, on an empty model cache (so the outputs show real
+training) unless ``--keep-cache``, with Jupyter's inline plots (``MPLBACKEND`` is not passed on)
+and the quizzes' static keys; it replaces machine-specific paths in the outputs, checks figures and
+harness text, and writes the learner forms.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
+import tempfile
 import time
 import tomllib
 from pathlib import Path
@@ -22,7 +32,11 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from course_utils import lesson_forms  # noqa: E402
+
 NOTEBOOKS = ROOT / "notebooks"
+SOLVED = NOTEBOOKS / "solved"
 BOOTSTRAP_END = "# --- end of bootstrap ---"
 BADGE_RE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
 
@@ -33,8 +47,55 @@ def repository_url() -> str:
 
 
 def notebook_paths() -> list[Path]:
-    """Every lesson notebook, in course order (their names start with a number)."""
+    """Every solved lesson notebook (the source), in course order (their names start with a number)."""
+    return sorted(SOLVED.glob("[0-9][0-9]_*.ipynb"))
+
+
+def learner_paths() -> list[Path]:
+    """Every learner-form notebook, in course order."""
     return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def learner_path(solved: Path) -> Path:
+    return NOTEBOOKS / solved.name
+
+
+def learner_text(solved: Path) -> str:
+    """The learner form of a solved notebook, as it must be committed."""
+    nb = nbformat.from_dict(lesson_forms.learner_form(nbformat.read(solved, as_version=4)))
+    return nbformat.writes(nb) + "\n"
+
+
+def write_learner_forms() -> list[str]:
+    """Write every learner form; return the names that changed. Learner forms without a solved form go."""
+    changed = []
+    for path in notebook_paths():
+        text = learner_text(path)
+        target = learner_path(path)
+        if not target.exists() or target.read_text() != text:
+            target.write_text(text)
+            changed.append(target.name)
+    solved_names = {p.name for p in notebook_paths()}
+    for orphan in (p for p in learner_paths() if p.name not in solved_names):
+        orphan.unlink()
+        changed.append(f"{orphan.name} (removed)")
+    return changed
+
+
+def form_problems() -> list[str]:
+    """Learner forms out of step with their solved forms, and harness text or missing figures."""
+    problems = []
+    for path in notebook_paths():
+        target = learner_path(path)
+        if not target.exists() or target.read_text() != learner_text(path):
+            problems.append(f"{target.name}: out of step with solved/{path.name} (run `make notebooks`)")
+        nb = nbformat.read(path, as_version=4)
+        problems += [f"solved/{path.name}: {p}" for p in lesson_forms.figure_problems(nb)]
+        problems += [f"solved/{path.name}: {p}" for p in lesson_forms.harness_problems(nb, learner=False)]
+    for target in learner_paths():
+        nb = nbformat.read(target, as_version=4)
+        problems += [f"{target.name}: {p}" for p in lesson_forms.learner_problems(nb)]
+    return problems
 
 
 def badge(url: str, name: str) -> str:
@@ -146,23 +207,54 @@ def hygiene_problems(nb: nbformat.NotebookNode, user: str | None = None) -> list
     return problems
 
 
-def run(names: list[str]) -> int:
+def kernel_environment(cache: str | None) -> dict[str, str]:
+    """The environment of the kernels that execute solved lessons.
+
+    ``MPLBACKEND`` is removed: a non-interactive backend (the test environment sets Agg) would
+    replace Jupyter's inline backend, and ``plt.show()`` would draw nothing into the notebook.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    env["COURSE_SHOW_KEYS"] = "1"
+    if cache is not None:
+        env["COURSE_CACHE"] = cache
+    return env
+
+
+def execute(path: Path, env: dict[str, str]) -> None:
     from nbclient import NotebookClient
 
-    paths = notebook_paths()
-    if names:
-        paths = [p for p in paths if p.name in names or p.stem in names]
-    for path in paths:
-        start = time.perf_counter()
-        nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    nb = nbformat.read(path, as_version=4)
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)  # nbclient starts the kernel with this process's environment
+    try:
         client = NotebookClient(
-            nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+            nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
         )
         client.execute()
-        scrub_outputs(nb)
-        nbformat.write(nb, path)
-        print(f"{path.name}: executed in {time.perf_counter() - start:.0f} s")
-    return 0
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    scrub_outputs(nb)
+    nbformat.write(nb, path)
+    print(f"{path.name}: executed in {time.perf_counter() - start:.0f} s")
+
+
+def run(names: list[str], keep_cache: bool = False) -> int:
+    paths = notebook_paths()
+    if names:
+        paths = [p for p in paths if p.name in names or p.stem in names or p.stem[:2] in names]
+    with tempfile.TemporaryDirectory(prefix="course-cache-") as empty:
+        env = kernel_environment(None if keep_cache else empty)
+        for path in paths:
+            execute(path, env)
+    changed = write_learner_forms()
+    print(f"learner forms written: {', '.join(changed) or 'none changed'}")
+    problems = form_problems()
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
 
 
 def main() -> int:
@@ -172,14 +264,22 @@ def main() -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("sync")
     sub.add_parser("check")
+    sub.add_parser("learner")
     run_parser = sub.add_parser("run")
-    run_parser.add_argument("names", nargs="*", help="notebook names (default: all)")
+    run_parser.add_argument("names", nargs="*", help="notebook names or numbers (default: all)")
+    run_parser.add_argument("--keep-cache", action="store_true", help="reuse the model cache")
     args = parser.parse_args()
     if args.command == "sync":
         return sync()
+    if args.command == "learner":
+        print(f"learner forms written: {', '.join(write_learner_forms()) or 'none changed'}")
+        return 0
     if args.command == "check":
-        return sync(check_only=True)
-    return run(args.names)
+        problems = form_problems()
+        for problem in problems:
+            print(problem)
+        return max(sync(check_only=True), 1 if problems else 0)
+    return run(args.names, args.keep_cache)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,11 @@
-"""Committed notebooks: executed in order, in sync with the template, free of machine details."""
+"""Committed solved notebooks: executed in order, in sync with the template, free of machine details."""
 
 import getpass
 import importlib.util
-import re
 from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("nbtools", ROOT / "scripts" / "notebooks.py")
@@ -83,23 +81,3 @@ def test_scrub_replaces_this_machines_paths():
     text = f"{nbtools.ROOT}/notebooks/x.py and {nbtools.sys.prefix}/lib/site.py"
     assert str(nbtools.ROOT) not in nbtools.scrub(text)
     assert "<course>/notebooks/x.py" in nbtools.scrub(text)
-
-
-def test_course_map_lists_every_notebook_and_readme_lists_the_map():
-    lessons = yaml.safe_load((ROOT / "data" / "course_map.yaml").read_text())["lessons"]
-    files = [lesson["file"] for lesson in lessons]
-    assert files == sorted(files), "the course map must be in notebook order"
-    assert {p.name for p in NOTEBOOKS} <= set(files)
-    readme = (ROOT / "README.md").read_text()
-    for name in files:
-        assert name in readme, f"README's course map lacks {name}"
-
-
-def test_course_map_renders_with_availability():
-    from course_utils.course_map import course_map_markdown, load_course_map
-
-    table = course_map_markdown()
-    lessons = load_course_map()
-    assert len(re.findall(r"^\| \d\d \|", table, flags=re.M)) == len(lessons)
-    for lesson in lessons:
-        assert (lesson.available) == (ROOT / "notebooks" / lesson.file).is_file()

@@ -1,6 +1,6 @@
 import pytest
 
-from course_utils.prompts import Prediction, predict
+from course_utils.prompts import WAITING, Prediction, predict
 
 
 def test_commit_then_reveal(capsys):
@@ -14,9 +14,22 @@ def test_commit_then_reveal(capsys):
     assert "not what you expected" in guess.outcome(3, correct_option="3")
 
 
-def test_reveal_without_commit_still_gives_the_answer():
-    guess = Prediction("Area?")
-    assert guess.outcome(1024) == "No prediction was committed. The answer: 1024"
+def test_reveal_before_commit_waits_for_the_commit(capsys):
+    guess = Prediction("How many?", ["1", "2", "3"])
+    guess.reveal("2 boxes", correct_option="2")  # Run all: nobody has committed yet
+    assert "2 boxes" not in capsys.readouterr().out
+    assert guess.outcome("2 boxes") == WAITING
+    waiting = guess.pending[0][0]
+    assert "2 boxes" not in waiting.value and "Commit" in waiting.value
+    guess.commit("3")
+    assert waiting.value == "You predicted: 3. The answer: 2 boxes (not what you expected)"
+    assert "2 boxes" in guess.status.value
+    assert guess.pending == []
+
+
+def test_reveal_checks_the_correct_option():
+    with pytest.raises(ValueError, match="correct_option"):
+        Prediction("Q?", ["a", "b"]).reveal(1, correct_option="c")
 
 
 def test_free_text_prediction():

@@ -10,6 +10,8 @@ from course_utils.quiz import (
     grade,
     load_bank,
     show_quiz,
+    shuffled_order,
+    static_html,
 )
 
 BANKS = sorted((Path(__file__).resolve().parent.parent / "data" / "quizzes").glob("*.yaml"))
@@ -33,6 +35,20 @@ questions:
       - {text: A, correct: true, why: "it is"}
       - {text: B, why: "it is not"}
       - {text: C, correct: true, why: "it is too"}
+"""
+
+
+MANY = """\
+title: Many options
+questions:
+  - id: q
+    prompt: Pick one
+    options:
+      - {text: one, correct: true, why: "w1"}
+      - {text: two, why: "w2"}
+      - {text: three, why: "w3"}
+      - {text: four, why: "w4"}
+      - {text: five, why: "w5"}
 """
 
 
@@ -136,10 +152,32 @@ def test_widget_check_shows_feedback(tmp_path):
 
 def test_multiple_choice_widget(tmp_path):
     widget = QuestionWidget(load_bank(write(tmp_path, GOOD))["q2"])
-    widget.choices.children[0].value = True
-    widget.choices.children[2].value = True
-    assert widget.selected() == [0, 2]
+    for shown, box in enumerate(widget.choices.children):
+        box.value = widget.order[shown] in (0, 2)  # tick A and C wherever they are shown
+    assert widget.selected() == [0, 2] or widget.selected() == [2, 0]
     assert widget.check().correct
+
+
+def test_options_are_shuffled_stably_per_kernel(tmp_path):
+    question = load_bank(write(tmp_path, MANY))["q"]
+    first = QuestionWidget(question).order
+    assert QuestionWidget(question).order == first, "the order must not change while the kernel runs"
+    orders = {tuple(shuffled_order(question, salt)) for salt in range(40)}
+    assert len(orders) > 10, "other kernels (salts) must show other orders"
+    assert sorted(first) == list(range(len(question.options)))
+    widget = QuestionWidget(question, salt=3)
+    correct_label = question.options[0].text
+    widget.choices.value = correct_label
+    assert widget.selected() == [0] and widget.check().correct
+    shown = [o.text for o in (question.options[i] for i in widget.order)]
+    assert list(widget.choices.options) == shown
+
+
+def test_static_rendering_shows_keys_only_when_asked(tmp_path):
+    items = [QuestionWidget(load_bank(write(tmp_path, GOOD))["q1"], 1)]
+    hidden, shown = static_html("T", items, keys=False), static_html("T", items, keys=True)
+    assert "because A" not in hidden and "&#10004;" not in hidden and "Pick A" in hidden
+    assert "because A" in shown and "&#10004; A" in shown
 
 
 def test_show_quiz_by_name_and_ids():
