@@ -6,8 +6,11 @@ their outputs cleared, so the committed files are never opened) and check the pa
 
 * every code cell ran (it has an execution count) and none shows an error;
 * a matplotlib figure is an image with a real size;
+* the lessons are the learner's forms: a prediction shows no answer until the learner commits,
+  and committing shows it; an unsolved exercise reports itself and *Run all* goes on;
 * the quiz answers: a wrong option and *Check* give "Not quite." with that option's explanation,
-  the right option gives "Correct!" (the options come from the quiz bank);
+  the right option gives "Correct!" (the options come from the quiz bank), and the feedback lists
+  the options in the shuffled order the learner sees;
 * a playground redraws when its slider moves (driven with the keyboard);
 * and the checker itself notices a cell that raises and a widget that cannot be drawn (a copy of
   a lesson with both planted in it).
@@ -30,6 +33,7 @@ from browser.chromium import NOT_LOCAL, OfflineBrowser, find_chromium
 from browser.lab import NOTEBOOKS, ROOT, copy_notebook, lab_server
 from browser.notebook import CellView, NotebookPage, problems
 
+from course_utils.prompts import WAITING
 from course_utils.quiz import CORRECT_TEXT, WRONG_TEXT, load_bank
 
 sync_api = pytest.importorskip(
@@ -266,14 +270,29 @@ def test_quiz_explains_a_wrong_answer_and_accepts_the_right_one(welcome):
     expect(feedback).to_contain_text(f"{right.text} (your choice): {right.why}")
     expect(feedback).not_to_contain_text(WRONG_TEXT)
 
+    shown = [radio.evaluate("(input) => input.closest('label').innerText.trim()") for radio in
+             box.get_by_role("radio").all()]
+    assert sorted(shown) == sorted(o.text for o in question.options), shown
+    explained = feedback.locator("li").all_inner_texts()
+    assert [line[2:].split(" (your choice)")[0].split(": ")[0] for line in explained] == shown, (
+        "the feedback must list the options in the order the learner sees them"
+    )
 
-def test_prediction_widget_commits_the_learners_choice(welcome):
+
+def test_prediction_shows_its_answer_only_after_the_commit(welcome):
     page = welcome.page
+    waiting = welcome.notebook.locator(".widget-html", has_text=WAITING)
+    expect(waiting.first).to_be_visible(timeout=WIDGET_TIMEOUT)
+    answers = [handle for handle in waiting.element_handles()]  # the reveals, still waiting
+    assert answers, "Run All must leave the reveal waiting for a commit"
+    assert not any("The answer:" in c for cell in welcome.cells for c in cell.outputs), (
+        "an answer is shown before the learner committed"
+    )
     box = (
         welcome.notebook.locator(".widget-vbox")
         .filter(has=page.locator(".widget-html", has_text="Predict before you run"))
         .filter(has=page.get_by_role("button", name="Commit"))
-        .last
+        .first
     )
     expect(box).to_be_visible(timeout=WIDGET_TIMEOUT)
     choice = box.get_by_role("radio").first
@@ -281,7 +300,10 @@ def test_prediction_widget_commits_the_learners_choice(welcome):
     choice.check()
     box.get_by_role("button", name="Commit").click()
     expect(box).to_contain_text(f"Committed: {label}", timeout=WIDGET_TIMEOUT)
+    expect(box).to_contain_text("The answer:", timeout=WIDGET_TIMEOUT)
     expect(box.get_by_role("button", name="Commit")).to_be_disabled()
+    revealed = [handle.inner_text() for handle in answers]
+    assert any(f"You predicted: {label}. The answer:" in text for text in revealed), revealed
 
 
 # --------------------------------------------------------------------------------------------
@@ -292,7 +314,10 @@ def test_prediction_widget_commits_the_learners_choice(welcome):
 def test_playground_redraws_when_its_slider_moves(browser, lab, served):
     spec: Playground = served["playground"]
     with run_notebook(browser, lab, spec.notebook) as run:
-        assert_no_problems(run)
+        assert_no_problems(run)  # Run all reached the end, unsolved exercises included
+        if spec is not STAND_IN:
+            reported = [c for c in run.cells if any("is not solved yet" in t for t in c.outputs)]
+            assert reported, "an unsolved exercise of the learner's form must report itself"
         page = run.page
         panel = (
             run.notebook.locator(".widget-hbox")

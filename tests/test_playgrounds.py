@@ -191,3 +191,26 @@ def test_jittered_candidates_wrong_class_share():
     assert ((out["labels"] >= 1) & (out["labels"] <= 3)).all()  # never the background
     with pytest.raises(ValueError, match="wrong_class_fraction"):
         jittered_candidates(gt, torch.tensor([1, 3]), wrong_class_fraction=1.5)
+
+
+@pytest.mark.parametrize("make", [lambda: IoUPlayground(box_a=(10, 10, 50, 50), box_b=(20, 20, 60, 60))])
+def test_playground_leaves_a_static_picture_beside_the_widget(monkeypatch, make):
+    """Where widgets do not run (GitHub, nbviewer), the output still holds the current picture."""
+    import base64
+
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda data, raw=False: shown.append((data, raw)))
+    playground = make()
+    playground._ipython_display_()
+    (data, raw), = shown
+    assert raw and "application/vnd.jupyter.widget-view+json" in data
+    assert base64.b64decode(data["image/png"]) == playground.render()
+
+
+def test_display_with_picture_rejects_an_unknown_mime():
+    from course_utils.viz import display_with_picture
+
+    with pytest.raises(ValueError, match="mime"):
+        display_with_picture(object(), b"", "image/gif")

@@ -1,7 +1,7 @@
 """Run a notebook in JupyterLab as a learner does (Run > Run All Cells) and read the result.
 
 ``NotebookPage.run_all`` returns one ``CellView`` per cell, read from the page itself: the input
-prompt (``[3]:`` once run), the error outputs, the stderr text, widgets that failed to render,
+prompt (``[3]:`` once run), the text of its outputs, the error outputs, the stderr text, widgets that failed to render,
 the headings of rendered markdown and the images. ``problems`` turns them into readable
 complaints: a lesson without a title, a cell that raised, a widget that shows an error instead
 of itself, a cell that never ran.
@@ -38,6 +38,7 @@ READ_CELLS_JS = """
       kind,
       prompt: prompt ? prompt.innerText.trim() : '',
       first_line: line ? line.innerText : '',
+      outputs: text('.jp-OutputArea-output'),
       errors: text(`.jp-OutputArea-output[data-mime-type="${errorMime}"]`),
       stderr: text(`.jp-OutputArea-output[data-mime-type="${stderrMime}"]`),
       widget_errors: Array.from(cell.querySelectorAll('.jp-OutputArea-output'))
@@ -69,6 +70,7 @@ class CellView:
     kind: str
     prompt: str
     first_line: str
+    outputs: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     stderr: list[str] = field(default_factory=list)
     widget_errors: list[str] = field(default_factory=list)
