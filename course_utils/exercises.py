@@ -12,8 +12,8 @@ What the block does depends on where it runs:
 * the answer is wrong: the failing check raises, with its message (what differs);
 * the answer is still the stub (it raises ``NotImplementedError``) in a learner's notebook: the block
   says what is missing and how to see the solution, puts the library's version (``fallbacks``) in
-  place of the learner's functions so that later cells run on, and does not raise, so *Run all*
-  reaches the end;
+  place of the learner's functions so that later cells run on, makes ``show_solution`` available
+  in the notebook, and does not raise, so *Run all* reaches the end;
 * the answer is a stub in a graded run (nbgrader's ``autograde`` or ``validate``, which set
   ``NBGRADER_EXECUTION``): the block raises, so the stub scores 0 and ``validate --invert`` passes.
 
@@ -80,6 +80,7 @@ class exercise_checks:  # noqa: N801 - used as a context manager, named like one
         if graded_run():
             raise ExerciseNotSolvedError(f"exercise {self.name!r} is not solved: {error or 'stub'}") from error
         self.namespace.update(self.fallbacks)
+        self.namespace.setdefault("show_solution", show_solution)  # what the message tells to run
         print(unsolved_message(self.name, sorted(self.fallbacks)))
         return True
 

@@ -36,6 +36,7 @@ def test_unsolved_exercise_is_reported_and_replaced_in_a_learner_run(monkeypatch
     out = capsys.readouterr().out
     assert "Exercise 'area' is not solved yet" in out and 'show_solution("area")' in out
     assert ns["area"] is library, "later cells must use the library's version"
+    assert ns["show_solution"] is show_solution, "the message tells the learner to run it"
     run_checks(ns)  # the next run of the check passes with the fallback in place
     assert "area agrees" in capsys.readouterr().out
 
