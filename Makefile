@@ -32,7 +32,8 @@ lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
 
 ## make test: lint, unit tests, then every lesson under nbval (ci profile, offline): first the
-## solved forms (their checked outputs compared), then the learner forms, untouched, run to the end.
+## solved forms (their checked outputs compared; answers and keys shown, as when they are built),
+## then the learner forms, untouched, run to the end.
 ## Both runs share one model cache that starts empty, so the learner forms reuse the trained models.
 test: setup lint unit nbtest
 
@@ -49,7 +50,7 @@ browser:
 
 nbtest: setup
 	cache=$$(mktemp -d) && trap 'rm -rf "$$cache"' EXIT && \
-	env $(TEST_ENV) COURSE_CACHE=$$cache $(BIN)/python -m pytest $(NBVAL_ARGS) notebooks/solved && \
+	env $(TEST_ENV) COURSE_CACHE=$$cache COURSE_SHOW_KEYS=1 $(BIN)/python -m pytest $(NBVAL_ARGS) notebooks/solved && \
 	env $(TEST_ENV) COURSE_CACHE=$$cache $(BIN)/python -m pytest $(NBVAL_ARGS) notebooks/[0-9]*.ipynb
 
 ## make notebooks: execute the solved lessons in order (ci profile, empty model cache), store their

@@ -9,11 +9,15 @@ answer is shown. The answer waits for the commit: when nobody has committed yet 
 learner who skipped the prompt), ``reveal`` shows "commit your prediction above to see the
 answer" and keeps the answer; committing later fills it in, under the reveal cell and under the
 prompt. So the answer never appears before the learner has predicted.
+
+The solved form of a lesson is built and tested with ``COURSE_SHOW_KEYS=1``: there nobody commits,
+and ``reveal`` prints the answer, so that a reader of the solved form on the web sees it.
 """
 
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -72,6 +76,9 @@ class Prediction:
             raise ValueError(f"correct_option {correct_option!r} is not one of the options {self.options}")
         if self.committed is not None:
             print(self.outcome(actual, correct_option))
+            return
+        if os.environ.get("COURSE_SHOW_KEYS") == "1":  # the solved form's build: show the answer
+            print(f"The answer: {actual}")
             return
         import ipywidgets as widgets
         from IPython.display import display

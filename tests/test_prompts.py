@@ -14,7 +14,8 @@ def test_commit_then_reveal(capsys):
     assert "not what you expected" in guess.outcome(3, correct_option="3")
 
 
-def test_reveal_before_commit_waits_for_the_commit(capsys):
+def test_reveal_before_commit_waits_for_the_commit(capsys, monkeypatch):
+    monkeypatch.delenv("COURSE_SHOW_KEYS", raising=False)
     guess = Prediction("How many?", ["1", "2", "3"])
     guess.reveal("2 boxes", correct_option="2")  # Run all: nobody has committed yet
     assert "2 boxes" not in capsys.readouterr().out
@@ -25,6 +26,12 @@ def test_reveal_before_commit_waits_for_the_commit(capsys):
     assert waiting.value == "You predicted: 3. The answer: 2 boxes (not what you expected)"
     assert "2 boxes" in guess.status.value
     assert guess.pending == []
+
+
+def test_solved_form_build_shows_the_answer(monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_SHOW_KEYS", "1")
+    Prediction("How many?", ["1", "2"]).reveal("2 boxes", correct_option="2")
+    assert capsys.readouterr().out == "The answer: 2 boxes\n"
 
 
 def test_reveal_checks_the_correct_option():
