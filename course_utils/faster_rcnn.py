@@ -13,11 +13,15 @@ Labels follow torchvision: 0 is the background, so ``num_classes`` counts it (3 
 
 from __future__ import annotations
 
+import http.client
+import socket
+import urllib.error
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlparse
 
 import torch
 from torch import nn
@@ -235,36 +239,29 @@ def load_pretrained_faster_rcnn(*, download: bool = True, progress: bool = True)
 
     The weights file (about 160 MB) is looked up in ``pretrained_weights_path()``; when it is not
     there and ``download`` is true, it is downloaded into that folder (checked against the hash in
-    its name). Without internet access (or with the course's offline guard on) nothing is raised:
-    the result has ``model=None``, ``source='unavailable'`` and a message that says how to get
-    the file.
+    its name; a progress bar shows on stderr when ``progress``). When the download fails for any
+    reason (no internet, a network that blocks it, a server error, a damaged file), nothing is
+    raised: the result has ``model=None``, ``source='unavailable'`` and a message, in a learner's
+    words, that names the file and the folder to put it in (``unavailable_message``).
 
     Raises:
         RuntimeError: the cached file exists but cannot be read as the model's weights (e.g. an
             interrupted copy); the message names the file to delete.
     """
     path = pretrained_weights_path()
-    how_to = (
-        f"To use them, run this with internet access (the file is about "
-        f"{COCO_WEIGHTS.meta['_file_size']:.0f} MB), or download {COCO_WEIGHTS.url} "
-        f"elsewhere and copy it to {path}."
-    )
     if path.is_file():
         state_dict = _read_state_dict(path)
         source: Literal["cache", "download"] = "cache"
     elif not download:
-        return PretrainedLoad(
-            None, "unavailable", f"The COCO weights are not in the cache (download=False). {how_to}", path
-        )
+        reason = "nothing was downloaded (download=False)"
+        return PretrainedLoad(None, "unavailable", unavailable_message(reason), path)
     else:
-        try:
-            state_dict = torch.hub.load_state_dict_from_url(
-                COCO_WEIGHTS.url, model_dir=str(path.parent), progress=progress, check_hash=True
+        failure = _download(path, progress)
+        if failure is not None:
+            return PretrainedLoad(
+                None, "unavailable", unavailable_message(f"downloading them failed:\n{failure}"), path
             )
-        except OSError as err:  # no network, blocked network (URLError and the guard are OSErrors)
-            reason = getattr(err, "reason", err)
-            message = f"The COCO weights are not available: they are not cached and the download failed ({reason}). {how_to}"
-            return PretrainedLoad(None, "unavailable", message, path)
+        state_dict = _read_state_dict(path)
         source = "download"
     model = coco_faster_rcnn_architecture()
     try:
@@ -280,6 +277,76 @@ def load_pretrained_faster_rcnn(*, download: bool = True, progress: bool = True)
     where = "from the cache" if source == "cache" else "downloaded into the cache"
     message = f"Loaded torchvision's COCO-trained fasterrcnn_resnet50_fpn ({where}: {path.name})."
     return PretrainedLoad(model, source, message, path)
+
+
+def unavailable_message(reason: str) -> str:
+    """What a learner reads when the COCO weights are missing: ``reason``, then how to get the file.
+
+    It names the file and the folder to put it in without printing this machine's paths (the folder
+    is given as ``hub/checkpoints`` under ``course_utils.paths.torch_home()``, with its default).
+    """
+    name = Path(COCO_WEIGHTS.url).name
+    return "\n".join(
+        [
+            f"The pretrained COCO weights are not on this machine, and {reason}.",
+            "To use them, get the file once, then run this cell again:",
+            f"  * with internet access, it downloads by itself (about {COCO_WEIGHTS.meta['_file_size']:.0f} MB,"
+            " kept for next time);",
+            "  * without it, download",
+            f"      {COCO_WEIGHTS.url}",
+            f"    on a computer with internet and copy the file {name}",
+            "    into the folder hub/checkpoints of the course's torch cache, course_utils.paths.torch_home():",
+            "    by default that is .cache/torch/hub/checkpoints in the course folder",
+            "    (course_utils.faster_rcnn.weights_dir() gives its full path on your machine).",
+        ]
+    )
+
+
+# Errors that mean "this computer could not reach the server" (the course's offline guard raises a
+# ConnectionError; urllib wraps such errors in URLError, whose ``reason`` is the original error).
+_NETWORK_ERRORS = (
+    urllib.error.URLError,
+    ConnectionError,
+    TimeoutError,
+    socket.gaierror,
+    http.client.HTTPException,
+)
+
+
+def _download(path: Path, progress: bool) -> str | None:
+    """Download the COCO weights to ``path`` (atomically: torch writes a partial file and renames it);
+    None when it worked, otherwise why not, in a learner's words."""
+    match = torch.hub.HASH_REGEX.search(path.name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(
+            COCO_WEIGHTS.url, str(path), match.group(1) if match else None, progress=progress
+        )
+    except Exception as err:  # every failure becomes the learner's message; Ctrl-C still stops it
+        return _download_failure(err)
+    return None
+
+
+def _download_failure(err: BaseException) -> str:
+    """Why a download failed, in a learner's words (never the text of a network guard)."""
+    host = urlparse(COCO_WEIGHTS.url).hostname
+    if isinstance(err, urllib.error.HTTPError):
+        return f"{host} answered with the error HTTP {err.code} ({err.reason})"
+    causes, seen = [err], set()
+    while causes:  # the error, its wrapped reason and its causes
+        cause = causes.pop()
+        if cause is None or id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        if isinstance(cause, _NETWORK_ERRORS):
+            return (
+                f"this computer could not reach {host} (no internet connection, or a network that blocks it)"
+            )
+        reason = getattr(cause, "reason", None)
+        causes += [reason if isinstance(reason, BaseException) else None, cause.__cause__, cause.__context__]
+    if isinstance(err, RuntimeError) and "hash" in str(err):
+        return "the file arrived damaged (its checksum did not match) and was not kept"
+    return f"{type(err).__name__}: {err}"
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:

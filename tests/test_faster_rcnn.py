@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import urllib.error
+
 import pytest
 import torch
 from torchvision.models.detection import FasterRCNN
@@ -18,7 +21,8 @@ from course_utils.faster_rcnn import (
     replace_predictor,
     small_faster_rcnn,
 )
-from course_utils.offline import network_blocked
+from course_utils.offline import NetworkBlockedError, network_blocked
+from course_utils.paths import repo_root
 
 # --------------------------------------------------------------------------------------------
 # small_faster_rcnn
@@ -132,15 +136,74 @@ def fabricated_state():
     return coco_faster_rcnn_architecture().state_dict()
 
 
-def test_offline_without_cache_says_how_to_get_the_weights(tmp_path, monkeypatch):
+def _assert_learner_message(message, tmp_path):
+    """The unavailable-weights message: names the file and the folder, no machine path, no guard text."""
+    assert message.startswith("The pretrained COCO weights are not on this machine")
+    assert "fasterrcnn_resnet50_fpn_coco-258fb6c6.pth" in message and frc.COCO_WEIGHTS.url in message
+    assert "hub/checkpoints" in message and "course_utils.paths.torch_home()" in message
+    assert ".cache/torch/hub/checkpoints" in message  # the default folder, from the course folder
+    for harness in ("offline test run", "network access is blocked", "COURSE_OFFLINE", str(tmp_path)):
+        assert harness not in message
+
+
+def test_offline_without_cache_says_how_to_get_the_weights(tmp_path, monkeypatch, capsys):
     assert network_blocked()  # the test run's guard (conftest) is on
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     result = load_pretrained_faster_rcnn(progress=False)
     assert result.model is None and not result.available
-    assert result.source == "unavailable"
-    assert "network access is blocked" in result.message  # the real reason, from the guard
-    assert frc.COCO_WEIGHTS.url in result.message and str(pretrained_weights_path()) in result.message
+    assert result.source == "unavailable" and result.path == pretrained_weights_path()
+    assert "could not reach download.pytorch.org (no internet connection" in result.message
+    _assert_learner_message(result.message, tmp_path)
+    assert capsys.readouterr().out == ""  # no "Downloading ... to <path>" line
     assert not pretrained_weights_path().exists()
+    assert list(pretrained_weights_path().parent.iterdir()) == []  # no partial file left
+
+
+def test_the_default_folder_in_the_message_is_the_real_default(monkeypatch, tmp_path):
+    monkeypatch.delenv("TORCH_HOME", raising=False)
+    monkeypatch.delenv("COURSE_CACHE", raising=False)
+    monkeypatch.delenv("COURSE_ROOT", raising=False)
+    folder = frc.weights_dir().relative_to(repo_root()).as_posix()
+    assert folder == ".cache/torch/hub/checkpoints"
+    assert folder in frc.unavailable_message("the download failed: a test")
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (
+            urllib.error.URLError(
+                NetworkBlockedError("network access is blocked in the course's offline test run")
+            ),
+            "could not reach",
+        ),
+        (
+            NetworkBlockedError("network access is blocked in the course's offline test run"),
+            "could not reach",
+        ),
+        (
+            urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution")),
+            "could not reach",
+        ),
+        (TimeoutError("timed out"), "could not reach"),
+        (ConnectionResetError(104, "Connection reset by peer"), "could not reach"),
+        (urllib.error.HTTPError(frc.COCO_WEIGHTS.url, 403, "Forbidden", {}, None), "HTTP 403 (Forbidden)"),
+        (RuntimeError('invalid hash value (expected "258fb6c6", got "0000")'), "checksum did not match"),
+        (OSError(28, "No space left on device"), "No space left on device"),
+    ],
+    ids=["guard-in-urlerror", "guard", "no-dns", "timeout", "reset", "http-403", "bad-hash", "disk-full"],
+)
+def test_every_download_failure_gives_the_learner_message(tmp_path, monkeypatch, error, said):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def failing_download(url, dst, hash_prefix=None, progress=True):
+        raise error
+
+    monkeypatch.setattr(frc.torch.hub, "download_url_to_file", failing_download)
+    result = load_pretrained_faster_rcnn(progress=False)
+    assert result.source == "unavailable" and result.model is None
+    assert said in result.message.split("To use them")[0]  # the reason comes first
+    _assert_learner_message(result.message, tmp_path)
 
 
 def test_download_false_does_not_try(tmp_path, monkeypatch):
@@ -175,18 +238,21 @@ def test_download_path_stores_into_the_course_cache(tmp_path, monkeypatch, fabri
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     calls = {}
 
-    def fake_download(url, model_dir, progress, check_hash):
-        calls.update(url=url, model_dir=model_dir, check_hash=check_hash)
-        return fabricated_state
+    def fake_download(url, dst, hash_prefix=None, progress=True):
+        calls.update(url=url, dst=dst, hash_prefix=hash_prefix)
+        torch.save(fabricated_state, dst)
 
-    monkeypatch.setattr(frc.torch.hub, "load_state_dict_from_url", fake_download)
+    monkeypatch.setattr(frc.torch.hub, "download_url_to_file", fake_download)
     result = load_pretrained_faster_rcnn(progress=False)
     assert result.source == "download" and result.available
+    assert "downloaded into the cache" in result.message
     assert calls == {
         "url": frc.COCO_WEIGHTS.url,
-        "model_dir": str(tmp_path / "hub" / "checkpoints"),
-        "check_hash": True,
+        "dst": str(tmp_path / "hub" / "checkpoints" / "fasterrcnn_resnet50_fpn_coco-258fb6c6.pth"),
+        "hash_prefix": "258fb6c6",  # checked against the hash in the file's name
     }
+    monkeypatch.setattr(frc.torch.hub, "download_url_to_file", None)  # the next load reads the file
+    assert load_pretrained_faster_rcnn().source == "cache"
 
 
 def test_unreadable_cache_file_names_the_file(tmp_path, monkeypatch):
