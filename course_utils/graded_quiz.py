@@ -1,35 +1,63 @@
-"""Quiz questions that can be graded automatically: the answer lives in a variable.
+"""Quiz questions that can be graded automatically: the answer lives in a variable, as option text.
 
 The lessons' quizzes are widgets (``course_utils.quiz.show_quiz``). A widget's state is not
 saved in the notebook, so an autograder cannot read it. A graded question therefore keeps
 the learner's answer in a plain variable, and two checks score it::
 
-    show_question("14_final_quiz", "nms-purpose", variable="answer_nms")  # prompt + lettered options
-    answer_nms = "B"                                  # the learner's answer cell
-    check_choice(answer_nms, "14_final_quiz", "nms-purpose")   # the answer's form (visible test)
-    grade_choice(answer_nms, "14_final_quiz", "nms-purpose")   # the key and every option's why
+    show_question("14_final_quiz", "nms-purpose", label="Graded Q4.", variable="answer_4")
+    answer_4 = "<the text of the option you choose>"            # the learner's answer cell
+    check_choice(answer_4, "14_final_quiz", "nms-purpose")      # the answer's form (visible test)
+    grade_choice(answer_4, "14_final_quiz", "nms-purpose")      # the key and every option's why
+
+An option is answered by its text, not by a letter or a position: ``show_question`` lists the
+options without letters, in an order shuffled by the question id with a fixed salt
+(``display_order``), so the order shown is not the bank's and is the same at hand-out and at
+grading. ``parse_choice`` accepts an option's text after normalising both (case, runs of
+whitespace, surrounding quotes, backticks and full stops do not count), or an unambiguous start
+of it (at least ``MIN_PREFIX`` characters); a multiple-choice answer is a list of such texts.
 
 Numeric questions are computed live: the notebook computes the expected value with
 torchvision, the learner types a number, and ``grade_number`` compares them within a tolerance::
 
-    check_number(answer_iou, "answer_iou")
-    grade_number(answer_iou, box_iou(a, b).item(), abs_tol=0.01, why="intersection / union")
+    check_number(answer_3, "answer_3")
+    grade_number(answer_3, box_iou(a, b)[0, 0], abs_tol=0.01, name="answer_3", why="intersection / union")
 
-``show_question`` and the ``check_*`` functions never reveal the key; in the graded version of a
-notebook (``scripts/assignments.py``) the ``grade_*`` calls sit in hidden test blocks, so the
-student release holds neither the key nor the explanations.
+Two kinds of run (``course_utils.exercises.graded_run``):
+
+* a learner's run: an answer still ``None`` (or ``...``) is reported as not answered yet and
+  the checks return, so *Run all* reaches the end; ``grade_*`` print the verdict and the
+  explanations and do not raise on a wrong answer;
+* a graded run (nbgrader sets ``NBGRADER_EXECUTION``): a missing or wrong answer raises
+  ``AnswerError``, so it scores 0 and ``nbgrader validate --invert`` passes on the release.
+
+A malformed answer (not text, no matching option, not a number) raises in both. ``show_question``
+and the ``check_*`` functions never reveal the key; in the graded version of a notebook
+(``scripts/assignments.py``) the ``grade_*`` calls sit in hidden test blocks, so the student
+release holds neither the key nor the explanations.
 """
 
 from __future__ import annotations
 
 import math
-import string
+import re
 from numbers import Real
 from typing import Any
 
-from .quiz import Question, grade, load_bank
+from .exercises import graded_run
+from .quiz import Question, grade, load_bank, shuffled_order
 
-LETTERS = string.ascii_uppercase
+# The salt of the shown order: fixed, so that hand-out, learner's runs and grading agree. Any value
+# shuffles; this one spreads the final quiz's right options over the positions shown (a test checks it).
+DISPLAY_SALT = 5
+# The shortest start of an option's text that counts as that option (when only one option starts so).
+MIN_PREFIX = 12
+# Stripped from both ends of an answer and of an option's text before they are compared.
+SURROUNDING = " \"'`.\u201c\u201d\u2018\u2019"
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~$#])")
+SINGLE_FORMAT = '"<copy the text of the option you choose>"'
+MULTIPLE_FORMAT = '["<text of one option you choose>", "<text of another>"]'
+# What a learner's run prints under a question not answered yet.
+NOT_ANSWERED = "in the answer cell above, replace None with {what}, then run both cells again."
 
 
 class AnswerError(AssertionError):
@@ -39,38 +67,58 @@ class AnswerError(AssertionError):
     """
 
 
-def letters(question: Question) -> str:
-    """The letters of a question's options: ``"ABCD"`` for four options."""
-    if len(question.options) > len(LETTERS):
-        raise ValueError(f"question {question.id!r} has more than {len(LETTERS)} options")
-    return LETTERS[: len(question.options)]
+def display_order(question: Question) -> list[int]:
+    """The bank indices of ``question``'s options in the order ``show_question`` lists them."""
+    return shuffled_order(question, DISPLAY_SALT)
+
+
+def answer_format(question: Question, variable: str = "answer") -> str:
+    """The line a learner writes, e.g. ``answer_1 = "<copy the text of the option you choose>"``."""
+    return f"{variable} = {SINGLE_FORMAT if question.kind == 'single' else MULTIPLE_FORMAT}"
+
+
+def _escape(text: str) -> str:
+    """``text`` as Markdown that renders as the text itself (so that a copy of it matches)."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def _render(question: Question, label: str | None, variable: str | None, markdown: bool) -> str:
+    bold = "**" if markdown else ""
+    title = f"{bold}{label}{bold} " if label else ""
+    lines = [f"{title}{question.prompt}", ""]
+    for index in display_order(question):
+        text = question.options[index].text
+        lines.append(f"- {_escape(text) if markdown else text}")
+    target = answer_format(question, variable or "answer")
+    target = f"`{target}`" if markdown else target
+    if question.kind == "single":
+        how = f"Copy the text of the option you choose into the answer cell: {target}."
+    else:
+        how = f"Pick every option that applies (one or more) and copy their texts into a list: {target}."
+    note = "Case and spacing do not matter, and the start of a text is enough if it fits one option only."
+    italic = "*" if markdown else ""
+    lines += ["", f"{italic}{how} {note}{italic}"]
+    return "\n".join(lines)
 
 
 def question_markdown(question: Question, label: str | None = None, variable: str | None = None) -> str:
-    """The prompt and the lettered options as Markdown, with the expected answer format (no key).
+    """The prompt and the shuffled options (no letters) as Markdown, with the answer format (no key).
 
     ``label`` is written in bold before the prompt (e.g. ``"Graded Q1."``); ``variable`` names the
     variable the answer cell assigns.
     """
-    title = f"**{label}** " if label else ""
-    lines = [f"{title}{question.prompt}", ""]
-    lines += [
-        f"- **{letter}.** {option.text}"
-        for letter, option in zip(letters(question), question.options, strict=True)
-    ]
-    if question.kind == "single":
-        how, example = "one letter", '"<letter>"'
-    else:
-        how, example = "every letter that applies, written together (one or more)", '"<letters>"'
-    target = f"`{variable} = {example}`" if variable else f"a string `{example}`"
-    lines += ["", f"*Answer with {how}, as {target}.*"]
-    return "\n".join(lines)
+    return _render(question, label, variable, markdown=True)
+
+
+def question_text(question: Question, label: str | None = None, variable: str | None = None) -> str:
+    """The same as ``question_markdown``, as plain text (where Markdown is not rendered)."""
+    return _render(question, label, variable, markdown=False)
 
 
 def show_question(
     bank: str, question_id: str, label: str | None = None, variable: str | None = None
 ) -> Question:
-    """Display one question of a bank for a graded answer (prompt, lettered options, format).
+    """Display one question of a bank for a graded answer: prompt, options in the shown order, format.
 
     Nothing about the key is shown. ``label`` is written before the prompt; ``variable`` names the
     variable the answer cell assigns.
@@ -79,74 +127,136 @@ def show_question(
 
     question = load_bank(bank)[question_id]
     markdown = question_markdown(question, label, variable)
-    display({"text/markdown": markdown, "text/plain": markdown.replace("**", "")}, raw=True)
+    display({"text/markdown": markdown, "text/plain": question_text(question, label, variable)}, raw=True)
     return question
 
 
-def parse_choice(answer: Any, question: Question) -> list[int]:
-    """Turn an answer (``"B"``, ``"a, c"``, ``["A", "C"]``) into sorted option indices.
+def normalise(text: str) -> str:
+    """``text`` as answers are compared: lower case, whitespace collapsed, surrounding quotes,
+    backticks and full stops stripped."""
+    return " ".join(text.casefold().split()).strip(SURROUNDING)
+
+
+def _options_listed(question: Question) -> str:
+    return "\n".join(f"  - {question.options[i].text}" for i in display_order(question))
+
+
+def _expected(question: Question) -> str:
+    if question.kind == "single":
+        return f"the text of one option, in quotes: {answer_format(question)}"
+    return f"a list of the texts of the options you choose: {answer_format(question)}"
+
+
+def _looks_like_letters(text: str, question: Question) -> bool:
+    """``"b"``, ``"a, c"``: letters of the options, as answers were written before."""
+    letters = re.sub(r"[\s,;/]", "", text)
+    last = chr(ord("a") + len(question.options) - 1)
+    return 0 < len(letters) <= len(question.options) and all("a" <= c <= last for c in letters)
+
+
+def match_option(text: str, question: Question) -> int:
+    """The bank index of the option ``text`` names (its text, or an unambiguous start of it).
 
     Raises:
-        AnswerError: the answer is missing, holds something other than option letters, names a
-            letter the question does not have, or picks several options in a single-choice question.
+        AnswerError: the text is empty, names no option, or starts several options.
     """
-    valid = letters(question)
+    wanted = normalise(text)
+    where = f"question {question.id!r}"
+    if not wanted:
+        raise AnswerError(f"{where}: the answer is empty text; expected {_expected(question)}")
+    texts = [normalise(option.text) for option in question.options]
+    found = [i for i, option in enumerate(texts) if option == wanted]
+    if not found and len(wanted) >= MIN_PREFIX:
+        found = [i for i, option in enumerate(texts) if option.startswith(wanted)]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        names = "; ".join(repr(question.options[i].text) for i in found)
+        raise AnswerError(f"{where}: {text!r} matches several options ({names}); copy more of the text")
+    hint = ""
+    if _looks_like_letters(wanted, question):
+        hint = (
+            f" {text!r} looks like a letter: options are not lettered, they are answered by their text;"
+            " copy the text of the option you choose."
+        )
+    raise AnswerError(
+        f"{where}: {text!r} matches no option.{hint} The options are:\n{_options_listed(question)}"
+    )
+
+
+def parse_choice(answer: Any, question: Question) -> list[int]:
+    """Turn an answer (an option's text, or a list of texts) into sorted bank indices of options.
+
+    Raises:
+        AnswerError: the answer is missing, is not text (or a list, tuple or set of texts), is empty,
+            matches no option or several, or picks several options in a single-choice question.
+    """
+    where = f"question {question.id!r}"
     if answer is None or answer is Ellipsis:
-        raise AnswerError(f"question {question.id!r}: no answer yet; write the letter(s) of your choice")
+        raise AnswerError(f"{where}: no answer yet; expected {_expected(question)}")
     if isinstance(answer, str):
-        items = [c for c in answer.upper() if not c.isspace() and c not in ",;/"]
+        items = [answer]
     elif isinstance(answer, (list, tuple, set, frozenset)) and all(isinstance(a, str) for a in answer):
-        items = [a.strip().upper() for a in answer]
+        items = list(answer)
     else:
-        raise AnswerError(
-            f"question {question.id!r}: expected option letters as a string such as 'A' or 'AC', "
-            f"got {type(answer).__name__} {answer!r}"
-        )
-    unknown = sorted({item for item in items if item not in valid})
-    if unknown:
-        raise AnswerError(
-            f"question {question.id!r}: {', '.join(map(repr, unknown))} is not an option; "
-            f"the options are {', '.join(valid)}"
-        )
-    chosen = sorted({valid.index(item) for item in items})
-    if not chosen:
-        raise AnswerError(
-            f"question {question.id!r}: the answer is empty; write the letter(s) of your choice"
-        )
+        raise AnswerError(f"{where}: expected {_expected(question)}; got {type(answer).__name__} {answer!r}")
+    if not items:
+        raise AnswerError(f"{where}: the list is empty; expected {_expected(question)}")
+    chosen = sorted({match_option(item, question) for item in items})
     if question.kind == "single" and len(chosen) > 1:
-        raise AnswerError(f"question {question.id!r} takes one letter, got {len(chosen)}")
+        raise AnswerError(f"{where} takes one option, got {len(chosen)}; expected {_expected(question)}")
     return chosen
 
 
-def check_choice(answer: Any, bank: str, question_id: str) -> str:
-    """Check an answer's form (not whether it is right); return it as letters, e.g. ``"AC"``."""
+def _unanswered(answer: Any) -> bool:
+    return answer is None or answer is Ellipsis
+
+
+def check_choice(answer: Any, bank: str, question_id: str) -> list[str] | None:
+    """Check an answer's form (not whether it is right); return the chosen options' texts.
+
+    In a learner's run an answer still ``None`` is reported and ``None`` returned; otherwise
+    ``parse_choice`` raises ``AnswerError`` for a missing or malformed answer.
+    """
     question = load_bank(bank)[question_id]
-    chosen = parse_choice(answer, question)
-    return "".join(letters(question)[i] for i in chosen)
+    if _unanswered(answer) and not graded_run():
+        what = "the text of the option you choose" if question.kind == "single" else "a list of option texts"
+        print(f"Question {question.id!r} not answered yet: {NOT_ANSWERED.format(what=what)}")
+        return None
+    chosen = set(parse_choice(answer, question))
+    return [question.options[i].text for i in display_order(question) if i in chosen]
 
 
 def grade_choice(answer: Any, bank: str, question_id: str) -> None:
     """Score an answer against the bank's key: print the verdict and every option's explanation.
 
     Raises:
-        AnswerError: the answer is malformed (see ``parse_choice``) or wrong; the explanations are
-            printed first, so the learner sees why.
+        AnswerError: the answer is malformed (see ``parse_choice``); in a graded run also when it
+            is missing or wrong (the explanations are printed first, so the learner sees why).
     """
     question = load_bank(bank)[question_id]
+    if _unanswered(answer) and not graded_run():
+        print(f"Question {question.id!r} not answered yet, so not graded.")
+        return
     chosen = parse_choice(answer, question)
     feedback = grade(question, chosen)
-    tags = letters(question)
     print(feedback.headline)
-    for tag, line in zip(tags, feedback.explanations, strict=True):
-        print(f"  {tag}. {line}")
-    if not feedback.correct:
-        picked = "".join(tags[i] for i in chosen)
+    for index in display_order(question):
+        print(f"  {feedback.explanations[index]}")
+    if not feedback.correct and graded_run():
+        picked = "; ".join(repr(question.options[i].text) for i in chosen)
         raise AnswerError(f"question {question.id!r}: {picked} is not the right answer")
 
 
-def check_number(answer: Any, name: str = "answer") -> float:
-    """Check that an answer is one finite number (int, float, NumPy or 0-d tensor); return it."""
-    if answer is None or answer is Ellipsis:
+def check_number(answer: Any, name: str = "answer") -> float | None:
+    """Check that an answer is one finite number (int, float, NumPy or 0-d tensor); return it.
+
+    In a learner's run an answer still ``None`` is reported and ``None`` returned.
+    """
+    if _unanswered(answer):
+        if not graded_run():
+            print(f"{name} not answered yet: {NOT_ANSWERED.format(what='a number')}")
+            return None
         raise AnswerError(f"{name}: no answer yet; assign a number")
     if hasattr(answer, "item") and getattr(answer, "ndim", 0) == 0 and not isinstance(answer, Real):
         answer = answer.item()
@@ -170,15 +280,21 @@ def grade_number(
     """Compare a typed number with the value computed live, within a tolerance, and explain it.
 
     The answer is right when ``math.isclose(answer, expected, rel_tol=rel_tol, abs_tol=abs_tol)``;
-    ``expected`` may be a Python number or a one-element tensor.
+    ``expected`` may be a Python number or a one-element tensor. In a learner's run an answer still
+    ``None`` is reported (without the computed value) and a wrong one does not raise.
 
     Raises:
         ValueError: a tolerance is negative.
-        AnswerError: the answer is not a number or not close enough; the explanation is printed first.
+        AnswerError: the answer is not a number; in a graded run also when it is missing or not
+            close enough (the explanation is printed first).
     """
     if abs_tol < 0 or rel_tol < 0:
         raise ValueError(f"tolerances must be >= 0, got abs_tol={abs_tol}, rel_tol={rel_tol}")
+    if _unanswered(answer) and not graded_run():
+        print(f"{name} not answered yet, so not graded.")
+        return
     value = check_number(answer, name)
+    assert value is not None  # a missing answer returned or raised above
     target = float(expected.item() if hasattr(expected, "item") else expected)
     right = math.isclose(value, target, rel_tol=rel_tol, abs_tol=abs_tol)
     parts = [f"±{abs_tol:g}"] if abs_tol else []
@@ -187,5 +303,5 @@ def grade_number(
     print(f"  your answer: {value:.6g}; computed: {target:.6g} (tolerance: {' or '.join(parts) or 'exact'})")
     if why:
         print(f"  why: {why}")
-    if not right:
+    if not right and graded_run():
         raise AnswerError(f"{name}: {value:.6g} is not within the tolerance of the computed value")

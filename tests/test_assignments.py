@@ -4,10 +4,10 @@ nbgrader round trip (slow: generate, validate, autograde three fabricated submis
 
 from __future__ import annotations
 
+import ast
 import copy
 import importlib.util
 import json
-import math
 import os
 import re
 import shutil
@@ -16,12 +16,10 @@ import sys
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import pytest
-import torch
 
 from course_utils import graded_quiz
-from course_utils.quiz import load_bank
+from course_utils.quiz import Question, load_bank
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("assignments", ROOT / "scripts" / "assignments.py")
@@ -32,7 +30,7 @@ nbspec = importlib.util.spec_from_file_location("nbtools", ROOT / "scripts" / "n
 nbtools = importlib.util.module_from_spec(nbspec)
 nbspec.loader.exec_module(nbtools)
 
-QUIZ = ROOT / "notebooks" / "14_final_quiz.ipynb"
+QUIZ = ROOT / "notebooks" / "solved" / "14_final_quiz.ipynb"
 LECTURES = assignments.lecture_notebooks()
 # The lesson whose exercises the round trip grades (the quickest one with exercises); the first lesson
 # with exercises stands in while it does not exist, and a small built-in lesson while none does.
@@ -106,6 +104,32 @@ def meta(cell):
 
 def by_id(nb):
     return {meta(c)["grade_id"]: c for c in nb.cells if "grade_id" in meta(c)}
+
+
+# --- graded answers, read from the bank when the tests run (its option texts may change) -------------
+
+
+def answer_line(variable: str, value) -> str:
+    """``answer_1 = "text"`` or ``answer_6 = ["text", "text"]`` (JSON strings are Python strings)."""
+    return f"{variable} = {json.dumps(value, ensure_ascii=False)}"
+
+
+def key_texts(question: Question) -> list[str]:
+    return [question.options[i].text for i in sorted(question.correct_indices)]
+
+
+def wrong_text(question: Question) -> str:
+    return next(option.text for option in question.options if not option.correct)
+
+
+def quiz_question(variable: str) -> Question:
+    """The bank question that the final quiz's ``check_choice(variable, bank, id)`` checks."""
+    cells = [c for c in nbformat.read(QUIZ, as_version=4).cells if c.cell_type == "code"]
+    for cell in cells:
+        for call in assignments._calls(ast.parse(cell.source), "check_choice"):
+            if call.args[0].id == variable:
+                return load_bank(call.args[1].value)[call.args[2].value]
+    raise KeyError(f"no check_choice({variable}, ...) in {QUIZ.name}")
 
 
 # --- the conversion ----------------------------------------------------------------------------------
@@ -212,11 +236,15 @@ def test_a_notebook_without_exercises_is_refused():
         assignments.to_source(nb, "99_fixture")
 
 
+def nms_purpose() -> Question:
+    return load_bank("14_final_quiz")["nms-purpose"]
+
+
 def quiz_lecture(show_ids):
     nb = lecture()
     nb.cells[6:] = [
         code(f'show_quiz("14_final_quiz"{show_ids})'),
-        code('### BEGIN SOLUTION\nanswer_1 = "D"\n### END SOLUTION'),
+        code(f"### BEGIN SOLUTION\n{answer_line('answer_1', key_texts(nms_purpose())[0])}\n### END SOLUTION"),
         code(
             'check_choice(answer_1, "14_final_quiz", "nms-purpose")\n### BEGIN HIDDEN TESTS\n'
             'grade_choice(answer_1, "14_final_quiz", "nms-purpose")\n### END HIDDEN TESTS'
@@ -235,7 +263,7 @@ def test_graded_questions_and_their_explanations_are_secrets():
     nb = quiz_lecture(', ids=["iou-range"]')
     assert assignments.graded_questions(nb) == {"14_final_quiz": {"nms-purpose"}}
     hidden = assignments.secrets(nb)
-    assert 'answer_1 = "D"' in hidden
+    assert answer_line("answer_1", key_texts(nms_purpose())[0]) in hidden
     assert all(option.why in hidden for option in load_bank("14_final_quiz")["nms-purpose"].options)
     assert not any("iou-range" in s for s in hidden)
 
@@ -303,10 +331,11 @@ def test_command_line_list_leaks_and_names(tmp_path, capsys):
     assert "14_final_quiz: 15 exercise(s), 15 point(s)" in capsys.readouterr().out
     folder = tmp_path / "release" / "14_final_quiz"
     folder.mkdir(parents=True)
-    nbformat.write(nbformat.v4.new_notebook(cells=[code('answer_4 = "D"')]), folder / "14_final_quiz.ipynb")
+    answer = answer_line("answer_4", key_texts(quiz_question("answer_4"))[0])  # the solved form's answer
+    nbformat.write(nbformat.v4.new_notebook(cells=[code(answer)]), folder / "14_final_quiz.ipynb")
     assert assignments.main(["--course-root", str(tmp_path), "leaks"]) == 1
     assert "answer_4" in capsys.readouterr().out
-    assert assignments.lecture_notebooks(["08"]) == [QUIZ]
+    assert assignments.lecture_notebooks(["14"]) == [QUIZ]
     with pytest.raises(SystemExit, match="no notebook named 98"):
         assignments.lecture_notebooks(["98"])
 
@@ -357,90 +386,44 @@ def test_final_quiz_uses_every_question_once():
     assert [e.name for e in exercises] == [f"answer_{n}" for n in range(1, 16)]
 
 
-# --- graded quiz answers -----------------------------------------------------------------------------
+def test_final_quiz_shows_the_right_options_at_spread_positions():
+    """No position shown (first, second, ...) holds the right option of more than two single-choice graded
+    questions, so that guessing a position scores little; after a bank change, pick another
+    ``graded_quiz.DISPLAY_SALT`` if this fails."""
+    nb = nbformat.read(QUIZ, as_version=4)
+    names = [e.name for e in assignments.find_exercises(nb, QUIZ.name)]
+    questions = [quiz_question(n) for n in names if f"check_choice({n}," in json.dumps(nb.dict())]
+    singles = [q for q in questions if q.kind == "single"]
+    positions = [graded_quiz.display_order(q).index(min(q.correct_indices)) for q in singles]
+    assert len(singles) == 7 and max(positions.count(p) for p in positions) <= 2, positions
 
 
-def test_show_question_gives_no_key(capsys):
-    question = load_bank("14_final_quiz")["rpn-matching"]
-    text = graded_quiz.question_markdown(question, "Graded Q6.", "answer_6")
-    assert "**Graded Q6.**" in text and "- **D.**" in text and 'answer_6 = "<letters>"' in text
-    assert not any(option.why in text for option in question.options)
-    shown = graded_quiz.show_question("14_final_quiz", "nms-purpose", label="Q", variable="a")
-    assert shown.id == "nms-purpose"
-
-
-@pytest.mark.parametrize(
-    ("answer", "indices"), [("b", [1]), (" A , c ", [0, 2]), (["C", "a"], [0, 2]), ("AA", [0])]
-)
-def test_parse_choice_accepts_letters(answer, indices):
-    question = load_bank("14_final_quiz")["rpn-matching"]
-    assert graded_quiz.parse_choice(answer, question) == indices
-
-
-@pytest.mark.parametrize(
-    ("answer", "qid", "message"),
-    [
-        (None, "nms-purpose", "no answer yet"),
-        ("", "nms-purpose", "empty"),
-        ("E", "nms-purpose", "'E' is not an option; the options are A, B, C, D"),
-        ("AB", "nms-purpose", "takes one letter"),
-        (2, "nms-purpose", "expected option letters"),
-    ],
-)
-def test_parse_choice_rejects_bad_answers(answer, qid, message):
-    with pytest.raises(graded_quiz.AnswerError, match=message):
-        graded_quiz.parse_choice(answer, load_bank("14_final_quiz")[qid])
-
-
-def key(qid):
-    question = load_bank("14_final_quiz")[qid]
-    return "".join(graded_quiz.letters(question)[i] for i in sorted(question.correct_indices))
-
-
-def test_check_and_grade_choice(capsys):
-    right = key("rpn-matching")
-    assert graded_quiz.check_choice(right.lower(), "14_final_quiz", "rpn-matching") == right
-    graded_quiz.grade_choice(right, "14_final_quiz", "rpn-matching")
-    out = capsys.readouterr().out
-    assert out.startswith("Correct!") and "fg_iou_thresh=0.7" in out
-    wrong = right[0]
-    assert graded_quiz.check_choice(wrong, "14_final_quiz", "rpn-matching") == wrong, "the form check passes"
-    with pytest.raises(graded_quiz.AnswerError, match="not the right answer"):
-        graded_quiz.grade_choice(wrong, "14_final_quiz", "rpn-matching")
-    assert "Not quite." in capsys.readouterr().out, "the explanations come before the failure"
-
-
-@pytest.mark.parametrize("answer", [0.36, 3, np.float32(0.5), torch.tensor(1.5), np.int64(7)])
-def test_check_number_accepts_numbers(answer):
-    assert graded_quiz.check_number(answer) == pytest.approx(float(answer))
-
-
-@pytest.mark.parametrize(
-    ("answer", "message"),
-    [
-        (None, "no answer yet"),
-        ("0.36", "expected one number"),
-        (True, "expected one number"),
-        (math.nan, "finite"),
-        (torch.ones(2), "expected one number"),
-    ],
-)
-def test_check_number_rejects_non_numbers(answer, message):
-    with pytest.raises(graded_quiz.AnswerError, match=message):
-        graded_quiz.check_number(answer, "answer_3")
-
-
-def test_grade_number_uses_the_tolerance(capsys):
-    graded_quiz.grade_number(0.36, torch.tensor(0.3559), abs_tol=0.01, why="because")
-    out = capsys.readouterr().out
-    assert "Correct!" in out and "computed: 0.3559" in out and "why: because" in out
-    with pytest.raises(graded_quiz.AnswerError, match="answer_3: 0.4 is not within"):
-        graded_quiz.grade_number(0.4, 0.3559, abs_tol=0.01, name="answer_3")
-    graded_quiz.grade_number(9300, 9216, rel_tol=0.01)
-    with pytest.raises(graded_quiz.AnswerError):
-        graded_quiz.grade_number(9217, 9216)
-    with pytest.raises(ValueError, match="tolerances"):
-        graded_quiz.grade_number(1, 1, abs_tol=-1)
+def test_final_quiz_answers_are_the_banks_option_texts():
+    """Each graded choice is answered by the exact text of the bank's right option(s), not by a letter;
+    a failure here after the bank changed means: copy the new texts into the answer cells."""
+    nb = nbformat.read(QUIZ, as_version=4)
+    choices = 0
+    for exercise in assignments.find_exercises(nb, QUIZ.name):
+        answer, test = nb.cells[exercise.solution], nb.cells[exercise.tests[0]]
+        shown, hidden = assignments.split_marked(test.source)
+        [assignment] = ast.parse("\n".join(assignments.split_marked(answer.source)[1])).body
+        value = ast.literal_eval(assignment.value)
+        if "check_choice" not in test.source:
+            assert "check_number(" in "\n".join(shown) and "grade_number(" in "\n".join(hidden)
+            assert isinstance(value, (int, float)), exercise.name
+            continue
+        choices += 1
+        assert "check_choice(" in "\n".join(shown) and "grade_choice(" in "\n".join(hidden)
+        question = quiz_question(exercise.name)
+        expected = key_texts(question)
+        if question.kind == "single":
+            assert value == expected[0], f"{exercise.name}: copy the right option's text from the bank"
+            assert "the text of the option you choose" in answer.source
+        else:
+            assert sorted(value) == sorted(expected), f"{exercise.name}: copy the right options' texts"
+            assert "a list of the texts" in answer.source
+        assert graded_quiz.parse_choice(value, question) == sorted(question.correct_indices)
+    assert choices == 8
 
 
 # --- the round trip (nbgrader) -----------------------------------------------------------------------
@@ -544,6 +527,18 @@ def broken(release_nb, source_nb, wrong: dict[str, str]):
     return nb
 
 
+def unique_start(question: Question) -> str:
+    """The shortest start of the right option's text that names it alone (the whole text at worst)."""
+    text = key_texts(question)[0]
+    for end in range(graded_quiz.MIN_PREFIX, len(text)):
+        try:
+            if graded_quiz.parse_choice(text[:end], question) == sorted(question.correct_indices):
+                return text[:end]
+        except graded_quiz.AnswerError:
+            continue
+    return text
+
+
 def expected_points(source_nb, failing: set[str]) -> tuple[float, float]:
     tests = [meta(c) for c in source_nb.cells if meta(c).get("grade")]
     total = sum(m["points"] for m in tests)
@@ -572,14 +567,23 @@ def test_round_trip_validate_and_autograde(course, monkeypatch):
         source_nb, release_nb = (nbformat.read(p, as_version=4) for p in (source_path, release_path))
         exercises = assignments.find_exercises(nbformat.read(lecture_path, as_version=4), lecture_path.name)
         if lecture_path == quiz:
-            q1 = next(c for c in "ABCD" if c not in key("accurate-but-misplaced"))
             wrong = {
-                "answer_1": f'# Graded Q1\nanswer_1 = "{q1}"',  # right form, wrong letter: only the hidden test fails
+                # right form, wrong option: only the hidden test fails
+                "answer_1": "# Graded Q1\n" + answer_line("answer_1", wrong_text(quiz_question("answer_1"))),
                 "answer_2": "raise ValueError('the student gave up')",
                 "answer_3": 'answer_3 = "0.36"',  # a string, not a number
                 "answer_5": "answer_5 = 4",
+                "answer_6": answer_line("answer_6", key_texts(quiz_question("answer_6"))[:1]),  # one of two
+                "answer_7": "answer_7 = None",  # not answered: fails in a graded run
+                "answer_9": 'answer_9 = "B"',  # a letter, not an option's text
+                "answer_12": "answer_12 = None",
+                # right answers written loosely: a start of the text, another case, quotes and a full stop
+                "answer_11": answer_line("answer_11", unique_start(quiz_question("answer_11"))),
+                "answer_14": answer_line(
+                    "answer_14", f" '{key_texts(quiz_question('answer_14'))[0].upper()}.' "
+                ),
             }
-            failing = {"test_answer_1", "test_answer_2", "test_answer_3", "test_answer_5"}
+            failing = {f"test_answer_{n}" for n in (1, 2, 3, 5, 6, 7, 9, 12)}
             deleted = "test_answer_4"
         else:
             last = exercises[-1]
