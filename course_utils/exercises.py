@@ -81,13 +81,21 @@ class exercise_checks:  # noqa: N801 - used as a context manager, named like one
             raise ExerciseNotSolvedError(f"exercise {self.name!r} is not solved: {error or 'stub'}") from error
         self.namespace.update(self.fallbacks)
         self.namespace.setdefault("show_solution", show_solution)  # what the message tells to run
-        print(unsolved_message(self.name, sorted(self.fallbacks)))
+        print(unsolved_message(self.name, sorted(self.fallbacks), _raised_in(tb)))
         return True
 
 
-def unsolved_message(name: str, replaced: list[str]) -> str:
-    """What a learner reads under a check cell whose exercise is still a stub."""
-    lines = [f"Exercise {name!r} is not solved yet: the answer cell above still raises NotImplementedError."]
+def _raised_in(tb: TracebackType | None) -> str | None:
+    """The name of the function that raised (the innermost frame of the traceback)."""
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_name if tb is not None else None
+
+
+def unsolved_message(name: str, replaced: list[str], stub: str | None = None) -> str:
+    """What a learner reads under a check cell whose exercise is still a stub (``stub`` raised)."""
+    where = f"{stub}() in the answer cell above" if stub and stub != "<module>" else "the answer cell above"
+    lines = [f"Exercise {name!r} is not solved yet: {where} still raises NotImplementedError."]
     if replaced:
         lines.append(
             f"So that the lesson runs on, later cells use the library's version of {', '.join(replaced)}."

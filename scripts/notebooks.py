@@ -11,7 +11,7 @@ committed executed; ``notebooks/NN_name.ipynb`` is the learner's form, generated
 
 The repository address is written once, in pyproject.toml's [project.urls] Repository; ``sync``
 copies it into each solved notebook's "Open in Colab" badge (which opens the learner's form) and
-its bootstrap block (the part of the setup cell above ``BOOTSTRAP_END``). ``run`` executes solved
+its bootstrap block, and copies each lesson's time from ``data/course_map.yaml`` into its title cell (the part of the setup cell above ``BOOTSTRAP_END``). ``run`` executes solved
 notebooks with nbclient in their folder, on an empty model cache (so the outputs show real
 training) unless ``--keep-cache``, with Jupyter's inline plots (``MPLBACKEND`` is not passed on)
 and the quizzes' static keys; it replaces machine-specific paths in the outputs, checks figures and
@@ -39,6 +39,7 @@ NOTEBOOKS = ROOT / "notebooks"
 SOLVED = NOTEBOOKS / "solved"
 BOOTSTRAP_END = "# --- end of bootstrap ---"
 BADGE_RE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
+TIME_RE = re.compile(r"\*Time: about [0-9]+ minutes")
 
 
 def repository_url() -> str:
@@ -124,12 +125,27 @@ def bootstrap(url: str) -> str:
     )
 
 
+def lesson_minutes(name: str) -> int:
+    """The lesson's time in ``data/course_map.yaml`` (the one place it is written)."""
+    import yaml
+
+    lessons = yaml.safe_load((ROOT / "data" / "course_map.yaml").read_text())["lessons"]
+    found = [lesson["minutes"] for lesson in lessons if lesson["file"] == name]
+    if not found:
+        raise ValueError(f"{name}: not in data/course_map.yaml")
+    return int(found[0])
+
+
 def synced(nb: nbformat.NotebookNode, name: str, url: str) -> nbformat.NotebookNode:
-    """Return the notebook with its badge and bootstrap block rewritten; raise if they are missing."""
+    """Return the notebook with its badge, its time (from the course map) and its bootstrap block
+    rewritten; raise if they are missing."""
     first = nb.cells[0]
     if first.cell_type != "markdown" or not BADGE_RE.search(first.source):
         raise ValueError(f"{name}: the first cell must be markdown holding the 'Open In Colab' badge")
+    if not TIME_RE.search(first.source):
+        raise ValueError(f"{name}: the first cell must say '*Time: about N minutes' (from the course map)")
     first.source = BADGE_RE.sub(lambda _: badge(url, name), first.source)
+    first.source = TIME_RE.sub(f"*Time: about {lesson_minutes(name)} minutes", first.source)
     setup = next((c for c in nb.cells if c.cell_type == "code" and BOOTSTRAP_END in c.source), None)
     if setup is None:
         raise ValueError(f"{name}: no setup cell with the line {BOOTSTRAP_END!r}")

@@ -34,7 +34,8 @@ def test_unsolved_exercise_is_reported_and_replaced_in_a_learner_run(monkeypatch
     ns = namespace(stub)
     run_checks(ns)
     out = capsys.readouterr().out
-    assert "Exercise 'area' is not solved yet" in out and 'show_solution("area")' in out
+    assert "Exercise 'area' is not solved yet: stub() in the answer cell above" in out
+    assert 'show_solution("area")' in out
     assert ns["area"] is library, "later cells must use the library's version"
     assert ns["show_solution"] is show_solution, "the message tells the learner to run it"
     run_checks(ns)  # the next run of the check passes with the fallback in place
