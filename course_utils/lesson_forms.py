@@ -133,6 +133,18 @@ def harness_problems(nb: Mapping[str, Any], learner: bool) -> list[str]:
     return sorted(set(problems), key=lambda p: int(p.split(":")[0].split()[1]))
 
 
+def solved_problems(nb: Mapping[str, Any]) -> list[str]:
+    """What an executed solved lesson must not hold: harness text, and a prediction's answer left
+    waiting for a commit (the solved form is built with ``COURSE_SHOW_KEYS=1`` and shows answers)."""
+    from .prompts import WAITING
+
+    problems = harness_problems(nb, learner=False)
+    for number, cell in enumerate(nb["cells"], start=1):
+        if any(WAITING in text for text in _output_texts(cell)):
+            problems.append(f"cell {number}: a prediction's answer is missing (rebuild with `make notebooks`)")
+    return problems
+
+
 def figure_problems(nb: Mapping[str, Any]) -> list[str]:
     """Cells of an executed solved lesson that draw but hold no picture, and figures below 100 dpi."""
     problems = []

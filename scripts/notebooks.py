@@ -92,7 +92,7 @@ def form_problems() -> list[str]:
             problems.append(f"{target.name}: out of step with solved/{path.name} (run `make notebooks`)")
         nb = nbformat.read(path, as_version=4)
         problems += [f"solved/{path.name}: {p}" for p in lesson_forms.figure_problems(nb)]
-        problems += [f"solved/{path.name}: {p}" for p in lesson_forms.harness_problems(nb, learner=False)]
+        problems += [f"solved/{path.name}: {p}" for p in lesson_forms.solved_problems(nb)]
     for target in learner_paths():
         nb = nbformat.read(target, as_version=4)
         problems += [f"{target.name}: {p}" for p in lesson_forms.learner_problems(nb)]

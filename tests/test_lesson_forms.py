@@ -129,8 +129,16 @@ def test_solved_lesson_draws_every_figure(path):
 
 
 @pytest.mark.parametrize("path", SOLVED, ids=lambda p: p.name)
-def test_solved_lesson_shows_no_harness_text(path):
-    assert lesson_forms.harness_problems(nbformat.read(path, as_version=4), learner=False) == []
+def test_solved_lesson_shows_no_harness_text_and_every_answer(path):
+    assert lesson_forms.solved_problems(nbformat.read(path, as_version=4)) == []
+
+
+def test_solved_check_catches_an_answer_left_waiting():
+    from course_utils.prompts import WAITING
+
+    waiting = nbformat.v4.new_output("display_data", data={"text/plain": WAITING})
+    nb = nbformat.v4.new_notebook(cells=[code("guess.reveal(3)", outputs=[waiting])])
+    assert any("answer is missing" in p for p in lesson_forms.solved_problems(nb))
 
 
 @pytest.mark.parametrize("path", nbtools.learner_paths(), ids=lambda p: p.name)
