@@ -27,9 +27,7 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import re
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -43,7 +41,7 @@ import torchvision
 from torch import nn
 
 from course_utils.paths import cache_dir
-from course_utils.train import History
+from course_utils.train import History, atomic_save
 
 __all__ = ["MODEL_CODE_VERSION", "TrainedModel", "cached_training", "clear_model_cache", "recipe_key"]
 
@@ -133,21 +131,6 @@ def _history_records(history: History | None) -> list[dict[str, Any]] | None:
     ]
 
 
-def _save_entry(path: Path, entry: dict[str, Any]) -> None:
-    """torch.save to a temporary file in the same folder, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            torch.save(entry, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _check_entry(entry: Any, key: str, model: nn.Module) -> None:
     """Raise ValueError saying why ``entry`` is not a usable entry for ``key`` and ``model``."""
     if not isinstance(entry, dict) or entry.get("format") != _FORMAT:
@@ -226,7 +209,7 @@ def cached_training(
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         about = {"format": _FORMAT, "key": key, "name": name, "recipe": _canonical(recipe)}
         extra = {"versions": _versions(), "history": records, "seconds": seconds}
-        _save_entry(path, {**about, **extra, "state_dict": state})
+        atomic_save(path=path, state={**about, **extra, "state_dict": state})
     return TrainedModel(history=history, seconds=seconds, cached=False, path=path)
 
 

@@ -213,8 +213,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return state
 
 
-def _save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """torch.save to a temporary file in the same folder, then rename it over ``path``."""
+def atomic_save(state: dict[str, Any], path: Path) -> None:
+    """torch.save to a temporary file in the same folder, then rename it over ``path`` (a reader
+    never sees a half-written file; a failure leaves the old file and no temporary file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -525,7 +526,7 @@ def fit(
                     "history": history.records,
                     "rng": _rng_state(generators),
                 }
-                _save_checkpoint(state, ckpt_path)
+                atomic_save(state, ckpt_path)
     except KeyboardInterrupt:
         if ckpt_path is not None:
             print(
