@@ -281,7 +281,7 @@ def test_quiz_explains_a_wrong_answer_and_accepts_the_right_one(welcome):
 
 def test_prediction_shows_its_answer_only_after_the_commit(welcome):
     page = welcome.page
-    waiting = welcome.notebook.locator(".widget-html", has_text=WAITING)
+    waiting = welcome.notebook.locator(".widget-html").filter(has_text=WAITING)
     expect(waiting.first).to_be_visible(timeout=WIDGET_TIMEOUT)
     answers = [handle for handle in waiting.element_handles()]  # the reveals, still waiting
     assert answers, "Run All must leave the reveal waiting for a commit"
