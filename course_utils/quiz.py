@@ -239,7 +239,7 @@ class QuestionWidget:
         self.order = shuffled_order(question, salt)
         labels = [question.options[i].text for i in self.order]
         title = f"Q{number}. " if number is not None else ""
-        self.prompt = widgets.HTML(f"<b>{title}{_escape(question.prompt)}</b>")
+        self.prompt = widgets.HTML(f"<b>{title}{_prompt_html(question.prompt)}</b>")
         if question.kind == "single":
             self.choices: Any = widgets.RadioButtons(options=labels, value=None, layout={"width": "auto"})
         else:
@@ -275,7 +275,7 @@ def static_html(title: str, items: Sequence[QuestionWidget], keys: bool) -> str:
     """The quiz as plain HTML, for readers where widgets do not run; with the key when ``keys``."""
     parts = [f"<h3>Quiz: {_escape(title)}</h3>"]
     for number, item in enumerate(items, start=1):
-        parts.append(f"<p><b>Q{number}. {_escape(item.question.prompt)}</b></p><ul>")
+        parts.append(f"<p><b>Q{number}. {_prompt_html(item.question.prompt)}</b></p><ul>")
         for index in item.order:
             option = item.question.options[index]
             mark = ("&#10004; " if option.correct else "&#10008; ") if keys else ""
@@ -312,3 +312,10 @@ def _escape(text: str) -> str:
     import html
 
     return html.escape(text)
+
+
+def _prompt_html(text: str) -> str:
+    """A prompt as HTML: escaped, with `code` in backticks shown as code."""
+    import re
+
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", _escape(text))

@@ -183,3 +183,9 @@ def test_static_rendering_shows_keys_only_when_asked(tmp_path):
 def test_show_quiz_by_name_and_ids():
     items = show_quiz("00_welcome", ids=["label-zero"])
     assert len(items) == 1 and items[0].question.kind == "multiple"
+
+
+def test_prompt_shows_backticks_as_code(tmp_path):
+    bank = GOOD.replace("prompt: Pick A\n", "prompt: Pick `A` <b>\n", 1)
+    widget = QuestionWidget(load_bank(write(tmp_path, bank))["q1"], 1)
+    assert "Pick <code>A</code> &lt;b&gt;" in widget.prompt.value
