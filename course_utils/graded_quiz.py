@@ -13,8 +13,10 @@ An option is answered by its text, not by a letter or a position: ``show_questio
 options without letters, in an order shuffled by the question id with a fixed salt
 (``display_order``), so the order shown is not the bank's and is the same at hand-out and at
 grading. ``parse_choice`` accepts an option's text after normalising both (case, runs of
-whitespace, surrounding quotes, backticks and full stops do not count), or an unambiguous start
-of it (at least ``MIN_PREFIX`` characters); a multiple-choice answer is a list of such texts.
+whitespace, spaces around punctuation, hyphens between words, surrounding quotes, backticks and full
+stops do not count), or an unambiguous start of it (at least ``MIN_PREFIX`` characters); a
+multiple-choice answer is a list of such texts. A list of numbers written without quotes, such as
+``[10, 20, 40, 60]``, is read as its text ``"[10, 20, 40, 60]"``.
 
 Numeric questions are computed live: the notebook computes the expected value with
 torchvision, the learner types a number, and ``grade_number`` compares them within a tolerance::
@@ -24,13 +26,14 @@ torchvision, the learner types a number, and ``grade_number`` compares them with
 
 Two kinds of run (``course_utils.exercises.graded_run``):
 
-* a learner's run: an answer still ``None`` (or ``...``) is reported as not answered yet and
-  the checks return, so *Run all* reaches the end; ``grade_*`` print the verdict and the
-  explanations and do not raise on a wrong answer;
-* a graded run (nbgrader sets ``NBGRADER_EXECUTION``): a missing or wrong answer raises
+* a learner's run: an answer still ``None`` (or ``...``) is reported in one line as not answered
+  yet, and a malformed one (not text, no matching option, not a number) as ``Cannot read your
+  answer: ...``; the checks then return, so *Run all* reaches the end. ``grade_*`` print the
+  verdict and the explanations and do not raise on a wrong answer;
+* a graded run (nbgrader sets ``NBGRADER_EXECUTION``): a missing, malformed or wrong answer raises
   ``AnswerError``, so it scores 0 and ``nbgrader validate --invert`` passes on the release.
 
-A malformed answer (not text, no matching option, not a number) raises in both. ``show_question``
+``show_question``
 and the ``check_*`` functions never reveal the key; in the graded version of a notebook
 (``scripts/assignments.py``) the ``grade_*`` calls sit in hidden test blocks, so the student
 release holds neither the key nor the explanations.
@@ -58,6 +61,14 @@ SINGLE_FORMAT = '"<copy the text of the option you choose>"'
 MULTIPLE_FORMAT = '["<text of one option you choose>", "<text of another>"]'
 # What a learner's run prints under a question not answered yet.
 NOT_ANSWERED = "in the answer cell above, replace None with {what}, then run both cells again."
+# What a learner's run prints under an answer it cannot read (followed by the reason).
+CANNOT_READ = "Cannot read your answer: "
+# Spaces around punctuation, and a hyphen between two word characters (compared as a space).
+AROUND_PUNCTUATION = re.compile(r"\s*([^\w\s])\s*")
+WORD_HYPHEN = re.compile(r"(?<=\w)-(?=\w)")
+# The question (or number) whose missing or unreadable answer ``check_*`` reported last in a learner's
+# run: the ``grade_*`` call that follows it in the same cell then stays silent (one line per question).
+_reported: str | None = None
 
 
 class AnswerError(AssertionError):
@@ -95,7 +106,10 @@ def _render(question: Question, label: str | None, variable: str | None, markdow
         how = f"Copy the text of the option you choose into the answer cell: {target}."
     else:
         how = f"Pick every option that applies (one or more) and copy their texts into a list: {target}."
-    note = "Case and spacing do not matter, and the start of a text is enough if it fits one option only."
+    note = (
+        "Case and spacing do not matter, and the start of a text (at least "
+        f"{MIN_PREFIX} characters) is enough if it fits one option only."
+    )
     italic = "*" if markdown else ""
     lines += ["", f"{italic}{how} {note}{italic}"]
     return "\n".join(lines)
@@ -132,9 +146,12 @@ def show_question(
 
 
 def normalise(text: str) -> str:
-    """``text`` as answers are compared: lower case, whitespace collapsed, surrounding quotes,
-    backticks and full stops stripped."""
-    return " ".join(text.casefold().split()).strip(SURROUNDING)
+    """``text`` as answers are compared: lower case, no spaces around punctuation, a hyphen between
+    two words read as a space, whitespace collapsed, surrounding quotes, backticks and full stops
+    stripped (``"Better - scored"`` and ``"better scored"`` compare equal, as do ``"[10,20]"`` and
+    ``"[10, 20]"``)."""
+    text = AROUND_PUNCTUATION.sub(r"\1", " ".join(text.casefold().split()))
+    return " ".join(WORD_HYPHEN.sub(" ", text).split()).strip(SURROUNDING)
 
 
 def _options_listed(question: Question) -> str:
@@ -166,7 +183,8 @@ def match_option(text: str, question: Question) -> int:
         raise AnswerError(f"{where}: the answer is empty text; expected {_expected(question)}")
     texts = [normalise(option.text) for option in question.options]
     found = [i for i, option in enumerate(texts) if option == wanted]
-    if not found and len(wanted) >= MIN_PREFIX:
+    typed = " ".join(text.split()).strip(SURROUNDING)  # its length as typed, spaces and punctuation included
+    if not found and len(typed) >= MIN_PREFIX:
         found = [i for i, option in enumerate(texts) if option.startswith(wanted)]
     if len(found) == 1:
         return found[0]
@@ -175,9 +193,14 @@ def match_option(text: str, question: Question) -> int:
         raise AnswerError(f"{where}: {text!r} matches several options ({names}); copy more of the text")
     hint = ""
     if _looks_like_letters(wanted, question):
+        how = (
+            "copy the text of the option you choose"
+            if question.kind == "single"
+            else "copy the texts of the options you choose into a list"
+        )
         hint = (
             f" {text!r} looks like a letter: options are not lettered, they are answered by their text;"
-            " copy the text of the option you choose."
+            f" {how}: {answer_format(question)}."
         )
     raise AnswerError(
         f"{where}: {text!r} matches no option.{hint} The options are:\n{_options_listed(question)}"
@@ -194,7 +217,9 @@ def parse_choice(answer: Any, question: Question) -> list[int]:
     where = f"question {question.id!r}"
     if answer is None or answer is Ellipsis:
         raise AnswerError(f"{where}: no answer yet; expected {_expected(question)}")
-    if isinstance(answer, str):
+    if question.kind == "single" and _numbers(answer):
+        items = ["[" + ", ".join(f"{float(v):g}" for v in answer) + "]"]  # [10, 20] typed without quotes
+    elif isinstance(answer, str):
         items = [answer]
     elif isinstance(answer, (list, tuple, set, frozenset)) and all(isinstance(a, str) for a in answer):
         items = list(answer)
@@ -208,37 +233,85 @@ def parse_choice(answer: Any, question: Question) -> list[int]:
     return chosen
 
 
+def _numbers(answer: Any) -> bool:
+    """True for a non-empty list or tuple of plain numbers (not booleans)."""
+    return (
+        isinstance(answer, (list, tuple))
+        and len(answer) > 0
+        and all(isinstance(v, Real) and not isinstance(v, bool) for v in answer)
+    )
+
+
 def _unanswered(answer: Any) -> bool:
     return answer is None or answer is Ellipsis
+
+
+def _report(key: str, message: str) -> None:
+    """Print one line about an answer in a learner's run and remember that it was said."""
+    global _reported
+    print(message)
+    _reported = key
+
+
+def _already_reported(key: str) -> bool:
+    """True (once) when ``check_*`` reported ``key``'s answer just before; resets the memory."""
+    global _reported
+    said, _reported = _reported == key, None
+    return said
+
+
+def _read_choice(answer: Any, question: Question, quiet: bool) -> list[int] | None:
+    """The chosen bank indices, or ``None`` after reporting a missing or unreadable answer.
+
+    In a graded run a missing or malformed answer raises ``AnswerError``. In a learner's run it is
+    reported in one line (nothing at all when ``quiet``) and ``None`` returned.
+    """
+    key = f"question {question.id}"
+    if graded_run():
+        return parse_choice(answer, question)
+    if _unanswered(answer):
+        if not quiet:
+            what = (
+                "the text of the option you choose" if question.kind == "single" else "a list of option texts"
+            )
+            _report(key, f"Question {question.id!r} not answered yet: {NOT_ANSWERED.format(what=what)}")
+        return None
+    try:
+        return parse_choice(answer, question)
+    except AnswerError as error:
+        if not quiet:
+            _report(key, f"{CANNOT_READ}{error}")
+        return None
 
 
 def check_choice(answer: Any, bank: str, question_id: str) -> list[str] | None:
     """Check an answer's form (not whether it is right); return the chosen options' texts.
 
-    In a learner's run an answer still ``None`` is reported and ``None`` returned; otherwise
-    ``parse_choice`` raises ``AnswerError`` for a missing or malformed answer.
+    In a learner's run a missing or malformed answer is reported in one line and ``None`` returned;
+    in a graded run ``parse_choice`` raises ``AnswerError`` for it.
     """
     question = load_bank(bank)[question_id]
-    if _unanswered(answer) and not graded_run():
-        what = "the text of the option you choose" if question.kind == "single" else "a list of option texts"
-        print(f"Question {question.id!r} not answered yet: {NOT_ANSWERED.format(what=what)}")
+    chosen = _read_choice(answer, question, quiet=False)
+    if chosen is None:
         return None
-    chosen = set(parse_choice(answer, question))
     return [question.options[i].text for i in display_order(question) if i in chosen]
 
 
 def grade_choice(answer: Any, bank: str, question_id: str) -> None:
     """Score an answer against the bank's key: print the verdict and every option's explanation.
 
+    In a learner's run a missing or malformed answer is reported (unless the ``check_choice`` just
+    before reported it already) and nothing is graded.
+
     Raises:
-        AnswerError: the answer is malformed (see ``parse_choice``); in a graded run also when it
-            is missing or wrong (the explanations are printed first, so the learner sees why).
+        AnswerError: in a graded run, when the answer is missing, malformed (see ``parse_choice``) or
+            wrong (the explanations are printed first, so the learner sees why).
     """
     question = load_bank(bank)[question_id]
-    if _unanswered(answer) and not graded_run():
-        print(f"Question {question.id!r} not answered yet, so not graded.")
+    quiet = _already_reported(f"question {question.id}")
+    chosen = _read_choice(answer, question, quiet=quiet)
+    if chosen is None:
         return
-    chosen = parse_choice(answer, question)
     feedback = grade(question, chosen)
     print(feedback.headline)
     for index in display_order(question):
@@ -248,15 +321,9 @@ def grade_choice(answer: Any, bank: str, question_id: str) -> None:
         raise AnswerError(f"question {question.id!r}: {picked} is not the right answer")
 
 
-def check_number(answer: Any, name: str = "answer") -> float | None:
-    """Check that an answer is one finite number (int, float, NumPy or 0-d tensor); return it.
-
-    In a learner's run an answer still ``None`` is reported and ``None`` returned.
-    """
+def _read_number(answer: Any, name: str) -> float:
+    """``answer`` as a finite float. Raises ``AnswerError`` when it is missing or not one number."""
     if _unanswered(answer):
-        if not graded_run():
-            print(f"{name} not answered yet: {NOT_ANSWERED.format(what='a number')}")
-            return None
         raise AnswerError(f"{name}: no answer yet; assign a number")
     if hasattr(answer, "item") and getattr(answer, "ndim", 0) == 0 and not isinstance(answer, Real):
         answer = answer.item()
@@ -266,6 +333,31 @@ def check_number(answer: Any, name: str = "answer") -> float | None:
     if not math.isfinite(value):
         raise AnswerError(f"{name}: expected a finite number, got {value}")
     return value
+
+
+def _checked_number(answer: Any, name: str, quiet: bool) -> float | None:
+    """``_read_number``, except that a learner's run reports a problem (unless ``quiet``) and returns None."""
+    if graded_run():
+        return _read_number(answer, name)
+    if _unanswered(answer):
+        if not quiet:
+            _report(f"number {name}", f"{name} not answered yet: {NOT_ANSWERED.format(what='a number')}")
+        return None
+    try:
+        return _read_number(answer, name)
+    except AnswerError as error:
+        if not quiet:
+            _report(f"number {name}", f"{CANNOT_READ}{error}")
+        return None
+
+
+def check_number(answer: Any, name: str = "answer") -> float | None:
+    """Check that an answer is one finite number (int, float, NumPy or 0-d tensor); return it.
+
+    In a learner's run a missing or malformed answer is reported in one line and ``None`` returned;
+    in a graded run it raises ``AnswerError``.
+    """
+    return _checked_number(answer, name, quiet=False)
 
 
 def grade_number(
@@ -280,21 +372,20 @@ def grade_number(
     """Compare a typed number with the value computed live, within a tolerance, and explain it.
 
     The answer is right when ``math.isclose(answer, expected, rel_tol=rel_tol, abs_tol=abs_tol)``;
-    ``expected`` may be a Python number or a one-element tensor. In a learner's run an answer still
-    ``None`` is reported (without the computed value) and a wrong one does not raise.
+    ``expected`` may be a Python number or a one-element tensor. In a learner's run a missing or
+    malformed answer is reported (without the computed value, and not again when the
+    ``check_number`` just before reported it) and a wrong one does not raise.
 
     Raises:
         ValueError: a tolerance is negative.
-        AnswerError: the answer is not a number; in a graded run also when it is missing or not
-            close enough (the explanation is printed first).
+        AnswerError: in a graded run, when the answer is missing, not a number, or not close enough
+            (the explanation is printed first).
     """
     if abs_tol < 0 or rel_tol < 0:
         raise ValueError(f"tolerances must be >= 0, got abs_tol={abs_tol}, rel_tol={rel_tol}")
-    if _unanswered(answer) and not graded_run():
-        print(f"{name} not answered yet, so not graded.")
+    value = _checked_number(answer, name, quiet=_already_reported(f"number {name}"))
+    if value is None:
         return
-    value = check_number(answer, name)
-    assert value is not None  # a missing answer returned or raised above
     target = float(expected.item() if hasattr(expected, "item") else expected)
     right = math.isclose(value, target, rel_tol=rel_tol, abs_tol=abs_tol)
     parts = [f"±{abs_tol:g}"] if abs_tol else []

@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils import graded_quiz
+from course_utils import final_quiz, graded_quiz
 from course_utils.quiz import Question, load_bank
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -409,7 +409,10 @@ def test_final_quiz_answers_are_the_banks_option_texts():
         [assignment] = ast.parse("\n".join(assignments.split_marked(answer.source)[1])).body
         value = ast.literal_eval(assignment.value)
         if "check_choice" not in test.source:
-            assert "check_number(" in "\n".join(shown) and "grade_number(" in "\n".join(hidden)
+            # the value is computed in the hidden block, by one grader of course_utils.final_quiz
+            grader = re.fullmatch(r"(grade_\w+)\(" + exercise.name + r", .*\)", "\n".join(hidden).strip())
+            assert "check_number(" in "\n".join(shown) and grader, exercise.name
+            assert callable(getattr(final_quiz, grader.group(1), None)), exercise.name
             assert isinstance(value, (int, float)), exercise.name
             continue
         choices += 1

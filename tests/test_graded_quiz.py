@@ -1,6 +1,6 @@
 """Graded quiz questions: options shown without letters in a fixed shuffled order, answers by option text,
-and the two kinds of run (a learner's run reports a missing answer and never fails on a wrong one; a
-graded run fails on both; a malformed answer fails in both)."""
+and the two kinds of run (a learner's run reports a missing or malformed answer in one line and never
+fails on a wrong one; a graded run fails on all three)."""
 
 from __future__ import annotations
 
@@ -237,15 +237,20 @@ def test_check_choice_returns_the_chosen_texts(bank, many, either_run):
     assert sorted(chosen) == ["A learning-rate warm-up", "Smooth L1"]
 
 
-def test_missing_choice_is_reported_in_a_learner_run(bank, learner, capsys):
+def test_missing_choice_is_reported_in_one_line_in_a_learner_run(bank, learner, capsys):
     assert graded_quiz.check_choice(None, bank, "pick-one") is None
-    assert graded_quiz.grade_choice(..., bank, "pick-one") is None
+    assert graded_quiz.grade_choice(..., bank, "pick-one") is None  # the check cell: check, then grade
     out = capsys.readouterr().out
-    assert (
+    assert out == (
         "Question 'pick-one' not answered yet: in the answer cell above, replace None with the text of the "
-        "option you choose, then run both cells again." in out
+        "option you choose, then run both cells again.\n"
     )
-    assert "Question 'pick-one' not answered yet, so not graded." in out
+    assert graded_quiz.grade_choice(None, bank, "pick-one") is None  # alone, it reports the answer itself
+    assert capsys.readouterr().out.count("not answered yet") == 1
+    graded_quiz.check_choice(None, bank, "pick-many")
+    graded_quiz.grade_choice(None, bank, "pick-one")  # another question: reported as well
+    out = capsys.readouterr().out
+    assert "'pick-many' not answered" in out and "'pick-one' not answered" in out
     assert not any(why in out for why in WHYS) and "Correct" not in out and "✔" not in out
 
 
@@ -258,9 +263,58 @@ def test_missing_choice_fails_in_a_graded_run(bank, graded, check, capsys):
 
 @pytest.mark.parametrize("check", [graded_quiz.check_choice, graded_quiz.grade_choice])
 @pytest.mark.parametrize("answer", ["B", 3, "not an option at all", []])
-def test_malformed_choice_fails_in_both_runs(bank, either_run, check, answer):
+def test_malformed_choice_fails_in_a_graded_run(bank, graded, check, answer):
     with pytest.raises(AnswerError, match="question 'pick-one'"):
         check(answer, bank, "pick-one")
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ("B", "'B' looks like a letter"),
+        (3, "expected the text of one option"),
+        ("not an option at all", "matches no option"),
+        ([], "the list is empty"),
+    ],
+)
+def test_malformed_choice_is_reported_once_in_a_learner_run(bank, learner, answer, message, capsys):
+    """Run all goes on: the check prints why it cannot read the answer, the grading after it stays silent."""
+    assert graded_quiz.check_choice(answer, bank, "pick-one") is None
+    assert graded_quiz.grade_choice(answer, bank, "pick-one") is None
+    out = capsys.readouterr().out
+    assert out.startswith("Cannot read your answer: question 'pick-one'") and message in out
+    assert out.count("Cannot read your answer") == 1 and "Correct" not in out and "Not quite" not in out
+    assert not any(why in out for why in WHYS)
+    assert graded_quiz.grade_choice(answer, bank, "pick-one") is None  # alone, it reports the answer itself
+    assert capsys.readouterr().out.startswith("Cannot read your answer: question 'pick-one'")
+
+
+def test_a_letter_in_a_multiple_choice_question_asks_for_a_list_of_texts(many):
+    with pytest.raises(AnswerError, match="looks like a letter") as err:
+        graded_quiz.parse_choice(["A", "C"], many)
+    assert "copy the texts of the options you choose into a list" in str(err.value)
+    assert '["<text of one option you choose>", "<text of another>"]' in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("answer", "qid", "key"),
+    [
+        ("[10,20,40,60]", "coco-to-xyxy", "[10, 20, 40, 60]"),
+        ([10, 20, 40, 60], "coco-to-xyxy", "[10, 20, 40, 60]"),  # a list of numbers, without quotes
+        ((10.0, 20, 40, 60.0), "coco-to-xyxy", "[10, 20, 40, 60]"),
+        ("[ -5 , 0, 25, 40 ]", "coco-to-xyxy", "[-5, 0, 25, 40]"),
+        ("boxes overlapping a better scored kept box", "nms-purpose", "Boxes overlapping a better-scored"),
+        ("It scales each loss by (1-p_t)^gamma, so easy", "focal-loss", "It scales each loss by"),
+    ],
+)
+def test_punctuation_spacing_and_hyphens_do_not_count(answer, qid, key):
+    question = load_bank("14_final_quiz")[qid]
+    [index] = graded_quiz.parse_choice(answer, question)
+    assert question.options[index].text.startswith(key)
+
+
+def test_the_format_note_says_how_long_a_start_must_be(one):
+    assert f"(at least {graded_quiz.MIN_PREFIX} characters)" in graded_quiz.question_text(one)
 
 
 def explanation_lines(out):
@@ -306,23 +360,43 @@ def test_check_number_accepts_numbers(answer, either_run):
         (torch.ones(2), "expected one number"),
     ],
 )
-def test_malformed_number_fails_in_both_runs(answer, message, either_run):
+def test_malformed_number_fails_in_a_graded_run(answer, message, graded):
     with pytest.raises(AnswerError, match=f"answer_3: {message}"):
         graded_quiz.check_number(answer, "answer_3")
     with pytest.raises(AnswerError, match=f"answer_3: {message}"):
         graded_quiz.grade_number(answer, 0.36, name="answer_3")
 
 
-def test_missing_number_is_reported_without_the_value_in_a_learner_run(learner, capsys):
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ("0.36", "expected one number"),
+        (True, "expected one number"),
+        (math.nan, "expected a finite number"),
+        (torch.ones(2), "expected one number"),
+    ],
+)
+def test_malformed_number_is_reported_once_in_a_learner_run(answer, message, learner, capsys):
+    assert graded_quiz.check_number(answer, "answer_3") is None
+    assert graded_quiz.grade_number(answer, 0.3559, abs_tol=0.01, why="WHY", name="answer_3") is None
+    out = capsys.readouterr().out
+    assert out.startswith(f"Cannot read your answer: answer_3: {message}") and out.count("\n") == 1
+    assert "0.3559" not in out and "WHY" not in out and "computed" not in out
+
+
+def test_missing_number_is_reported_once_without_the_value_in_a_learner_run(learner, capsys):
     assert graded_quiz.check_number(None, "answer_3") is None
     assert (
         graded_quiz.grade_number(..., torch.tensor(0.3559), abs_tol=0.01, why="WHY", name="answer_3") is None
     )
     out = capsys.readouterr().out
-    assert (
-        "answer_3 not answered yet: in the answer cell above, replace None with a number" in out
-        and "answer_3 not answered yet, so not graded" in out
+    assert out == (
+        "answer_3 not answered yet: in the answer cell above, replace None with a number, "
+        "then run both cells again.\n"
     )
+    assert graded_quiz.grade_number(None, 0.3559, name="answer_3") is None  # alone: reported
+    out += capsys.readouterr().out
+    assert out.count("answer_3 not answered yet") == 2
     assert "0.3559" not in out and "0.356" not in out and "WHY" not in out and "computed" not in out
 
 
