@@ -36,6 +36,8 @@ from torchvision.models.detection._utils import BoxCoder, Matcher
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops import box_iou
 
+from .boxes import as_box_tensor
+
 __all__ = [
     "RPN_BOX_WEIGHTS",
     "ROI_BOX_WEIGHTS",
@@ -223,19 +225,16 @@ def assign_targets(
 
     Args:
         anchors: float [A, 4] XYXY.
-        boxes: float [M, 4] XYXY, the objects (M may be 0: every anchor is then background).
+        boxes: float [M, 4] XYXY, the objects (M may be 0: every anchor is then background); each
+            must be finite with x2 > x1 and y2 > y1, else ``ValueError`` names the first bad box.
         labels: int64 [M] classes >= 1; None means class 1 for every object (objectness).
         weights: the BoxCoder's weights for (dx, dy, dw, dh).
     """
-    anchors = _as_boxes(anchors, "anchors")
+    anchors = _as_boxes(anchors, "anchors", allow_empty=True)
     boxes = _as_boxes(boxes, "boxes").to(anchors.dtype)
     if labels is None:
         labels = torch.ones(len(boxes), dtype=torch.int64)
-    labels = torch.as_tensor(labels, dtype=torch.int64)
-    if labels.shape != (len(boxes),):
-        raise ValueError(f"labels must have shape [{len(boxes)}] (one per box), got {tuple(labels.shape)}")
-    if len(labels) and int(labels.min()) < 1:
-        raise ValueError("labels must be >= 1: label 0 is the background and cannot be an object's class")
+    labels = _object_labels(labels, len(boxes))
     if not 0 <= bg_iou <= fg_iou <= 1:
         raise ValueError(f"need 0 <= bg_iou <= fg_iou <= 1, got bg_iou={bg_iou}, fg_iou={fg_iou}")
     n = len(anchors)
@@ -269,13 +268,30 @@ def assign_targets(
     )
 
 
-def _as_boxes(boxes: Any, name: str) -> Tensor:
+def _object_labels(labels: Tensor, n_boxes: int) -> Tensor:
+    """``labels`` as int64 [n_boxes], each >= 1 (``ValueError`` naming ``labels`` otherwise)."""
+    labels = torch.as_tensor(labels, dtype=torch.int64)
+    if labels.shape != (n_boxes,):
+        raise ValueError(f"labels must have shape [{n_boxes}] (one per box), got {tuple(labels.shape)}")
+    if len(labels) and int(labels.min()) < 1:
+        raise ValueError("labels must be >= 1: label 0 is the background and cannot be an object's class")
+    return labels
+
+
+def _as_boxes(boxes: Any, name: str, *, allow_empty: bool = False) -> Tensor:
+    """``boxes`` as a float tensor [N, 4] XYXY (its dtype kept), checked with ``as_box_tensor``.
+
+    Every box must be finite with ``x2 > x1`` and ``y2 > y1`` (``>=`` with ``allow_empty``):
+    a ground-truth box with swapped corners or a NaN would otherwise make every anchor foreground.
+    """
     boxes = torch.as_tensor(boxes)
     if boxes.ndim != 2 or boxes.shape[-1] != 4:
         raise ValueError(f"{name} must have shape [N, 4] (x1, y1, x2, y2), got {tuple(boxes.shape)}")
     if not boxes.is_floating_point():
         boxes = boxes.float()
-    return boxes.as_subclass(Tensor)
+    boxes = boxes.as_subclass(Tensor)
+    as_box_tensor(boxes, name, valid=True, allow_empty=allow_empty)
+    return boxes
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,8 +329,11 @@ def best_shape_iou(wh: Tensor, anchor_wh: Tensor) -> Tensor:
 
 
 def best_anchor_iou(boxes: Tensor, anchors: Tensor) -> Tensor:
-    """For each object box [N, 4], its best IoU with any placed anchor [A, 4]: Tensor [N] (N may be 0)."""
-    boxes, anchors = _as_boxes(boxes, "boxes"), _as_boxes(anchors, "anchors")
+    """For each object box [N, 4], its best IoU with any placed anchor [A, 4]: Tensor [N] (N may be 0).
+
+    ``boxes`` must be finite XYXY with x2 > x1 and y2 > y1 (``ValueError`` names the first bad box).
+    """
+    boxes, anchors = _as_boxes(boxes, "boxes"), _as_boxes(anchors, "anchors", allow_empty=True)
     if len(boxes) == 0:
         return torch.zeros(0)
     return box_iou(boxes, anchors.to(boxes.dtype)).max(dim=1).values

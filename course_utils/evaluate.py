@@ -347,7 +347,8 @@ def _xyxy_boxes(boxes: Any, where: str) -> Tensor:
 class _GroundTruthBuilder:
     """Collects images and annotations in COCO's format, then builds a pycocotools ``COCO``."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: str = "dataset") -> None:
+        self.source = source  # the caller's argument, for error messages
         self.images: list[dict[str, Any]] = []
         self.annotations: list[dict[str, Any]] = []
         self.labels_seen: set[int] = set()
@@ -360,6 +361,12 @@ class _GroundTruthBuilder:
         self.ids.add(image_id)
         self.images.append({"id": image_id, "height": hw[0], "width": hw[1]})
         boxes = _xyxy_boxes(target["boxes"], where)
+        as_box_tensor(
+            boxes,
+            f"the ground-truth boxes of image_id {image_id} in {self.source}",
+            valid=True,
+            allow_empty=True,
+        )
         labels = torch.as_tensor(target["labels"]).reshape(-1).tolist()
         if len(labels) != boxes.shape[0]:
             raise ValueError(f"{where}: {boxes.shape[0]} boxes but {len(labels)} labels")
@@ -422,6 +429,10 @@ def coco_ground_truth(
         class_names: index = label, index 0 = background (skipped). Default: ``dataset.classes``
             when it has one, else ``"class 1"``, ``"class 2"``, ...
         progress: show a progress bar while reading the samples.
+
+    Raises:
+        ValueError: a ground-truth box that is NaN/inf or has x2 < x1 or y2 < y1 (naming the image
+            and the box), a repeated image id, or boxes and labels of different lengths.
     """
     builder = _GroundTruthBuilder()
     for i in tqdm(range(len(dataset)), desc="ground truth", disable=not progress, leave=False):
@@ -430,8 +441,13 @@ def coco_ground_truth(
     return builder.build(_class_names_of(dataset, class_names))
 
 
-def _detections(coco_gt: COCO, predictions: Mapping[int, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """pycocotools result records from ``{image_id: {"boxes", "scores", "labels"}}``."""
+def _detections(
+    coco_gt: COCO, predictions: Mapping[int, Mapping[str, Any]], check_boxes: bool = True
+) -> list[dict[str, Any]]:
+    """pycocotools result records from ``{image_id: {"boxes" [K, 4], "scores" [K], "labels" [K]}}``.
+
+    With ``check_boxes`` a box with x2 < x1 or y2 < y1 raises ``ValueError`` naming the image.
+    """
     known_images = set(coco_gt.getImgIds())
     known_labels = set(coco_gt.getCatIds())
     results: list[dict[str, Any]] = []
@@ -454,6 +470,10 @@ def _detections(coco_gt: COCO, predictions: Mapping[int, Mapping[str, Any]]) -> 
             raise ValueError(
                 f"{where}: {n_bad} NaN or infinite value(s) in the boxes or scores "
                 "(a diverged model? check the training losses)"
+            )
+        if check_boxes:
+            as_box_tensor(
+                boxes, f"the boxes of image_id {image_id} in predictions", valid=True, allow_empty=True
             )
         unknown = sorted(set(labels.tolist()) - known_labels)
         if unknown:
@@ -537,6 +557,7 @@ def coco_evaluate_predictions(
     *,
     class_names: Sequence[str] | None = None,
     verbose: bool = False,
+    check_boxes: bool = True,
 ) -> CocoResult:
     """COCO mAP of detections made elsewhere.
 
@@ -550,10 +571,13 @@ def coco_evaluate_predictions(
         class_names: for a dataset: index = label, index 0 = background (default:
             ``gt.classes``). Ignored for a ``COCO`` object (its categories are used).
         verbose: print pycocotools' messages and summary table (silent by default).
+        check_boxes: reject predicted boxes with x2 < x1 or y2 < y1 (often (x, y, w, h) boxes
+            given as XYXY). ``False`` scores them as given, e.g. to show what such a slip does.
 
     Raises:
-        ValueError: NaN/inf in a prediction (naming the image), a label that is not a class,
-            an unknown image id, or mismatched lengths.
+        ValueError: NaN/inf in a prediction (naming the image), a predicted box with x2 < x1 or
+            y2 < y1 (naming the image and the box), a ground-truth box that is not finite XYXY,
+            a label that is not a class, an unknown image id, or mismatched lengths.
     """
     if isinstance(gt, COCO):
         coco_gt = gt
@@ -567,7 +591,7 @@ def coco_evaluate_predictions(
                 f"predictions is a list of {len(predictions)} entries but the dataset has {len(gt)} images; "
                 "pass one entry per image in the dataset's order, or a dict {image_id: prediction}"
             )
-        builder = _GroundTruthBuilder()
+        builder = _GroundTruthBuilder("gt")
         order: list[int] = []
         for i in range(len(gt)):
             image, target = gt[i]
@@ -579,7 +603,7 @@ def coco_evaluate_predictions(
     if not isinstance(predictions, Mapping):
         raise TypeError(f"predictions must be a dict or a list of dicts, got {type(predictions).__name__}")
     predictions = {_image_id({"image_id": k}, i): v for i, (k, v) in enumerate(predictions.items())}
-    return _run_cocoeval(coco_gt, _detections(coco_gt, predictions), verbose)
+    return _run_cocoeval(coco_gt, _detections(coco_gt, predictions, check_boxes), verbose)
 
 
 def _pairs_collate(batch: Sequence[Any]) -> tuple[list[Any], list[Any]]:
@@ -628,7 +652,7 @@ def coco_evaluate(
         raise TypeError(
             f"dataset_or_loader must be a Dataset or a DataLoader, got {type(dataset_or_loader).__name__}"
         )
-    builder = _GroundTruthBuilder()
+    builder = _GroundTruthBuilder("dataset_or_loader")
     predictions: dict[int, dict[str, Tensor]] = {}
     was_training = model.training
     model.eval()

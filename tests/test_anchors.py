@@ -148,6 +148,36 @@ def test_assign_targets_rejects_background_labels_and_bad_shapes():
         assign_targets(anchors, boxes, fg_iou=0.3, bg_iou=0.7)
 
 
+@pytest.mark.parametrize(
+    ("bad_box", "reason"),
+    [([30.0, 30.0, 10.0, 50.0], "x2 < x1 or y2 < y1"), ([10.0, 10.0, float("nan"), 20.0], "NaN")],
+)
+def test_assign_targets_rejects_swapped_or_nan_boxes(bad_box, reason):
+    # Such a box has IoU 0 (or NaN) with every anchor: the low-quality matches made all anchors foreground.
+    anchors, boxes, _ = _scene()
+    boxes = torch.cat([boxes, torch.tensor([bad_box])])
+    with pytest.raises(
+        ValueError, match=r"^boxes must hold \(x1, y1, x2, y2\) boxes with x2 > x1, y2 > y1"
+    ) as err:
+        assign_targets(anchors, boxes, torch.tensor([1, 2, 1]))
+    assert f"box {len(boxes) - 1} = " in str(err.value) and reason in str(err.value)
+    assert "finite" in str(err.value)
+
+
+def test_assign_targets_rejects_nan_anchors():
+    anchors, boxes, _ = _scene()
+    anchors = anchors.clone()
+    anchors[3, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"^anchors must hold .* box 3 = .*NaN"):
+        assign_targets(anchors, boxes)
+
+
+def test_best_anchor_iou_rejects_swapped_boxes():
+    anchors = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
+    with pytest.raises(ValueError, match=r"^boxes must hold .* box 0 = \[10.0, 10.0, 0.0, 0.0\]"):
+        best_anchor_iou(torch.tensor([[10.0, 10.0, 0.0, 0.0]]), anchors)
+
+
 # ---- anchor design ---------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from pycocotools.cocoeval import COCOeval
 from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import tv_tensors
+from torchvision.ops import box_convert as torchvision_box_convert
 from torchvision.ops import box_iou
 
 from course_utils.evaluate import (
@@ -336,6 +337,38 @@ def test_nan_in_predictions_names_the_image() -> None:
     predictions[13]["boxes"][1, 2] = float("nan")
     with pytest.raises(ValueError, match="image_id 13.*NaN"):
         coco_evaluate_predictions(ListDataset(GT), predictions)
+
+
+def test_inverted_predicted_boxes_name_the_argument_and_the_image() -> None:
+    predictions = perfect_predictions()
+    predictions[13]["boxes"][1] = torch.tensor([12.0, 12, 0, 0])  # corners swapped
+    with pytest.raises(ValueError, match=r"^the boxes of image_id 13 in predictions must hold") as err:
+        coco_evaluate_predictions(ListDataset(GT), predictions)
+    assert "box 1 = [12.0, 12.0, 0.0, 0.0] (x2 < x1 or y2 < y1)" in str(err.value)
+    assert "x2 >= x1, y2 >= y1" in str(err.value)
+
+
+def test_xywh_predictions_given_as_xyxy_raise_with_a_hint() -> None:
+    predictions = perfect_predictions()
+    predictions[10]["boxes"] = torchvision_box_convert(predictions[10]["boxes"], "xyxy", "xywh")
+    with pytest.raises(ValueError, match=r"image_id 10 in predictions.*box 1 = .*look like \(x, y, w, h\)"):
+        coco_evaluate_predictions(ListDataset(GT), predictions)
+    # check_boxes=False scores them as given (a lesson shows what the slip does to the score).
+    result = coco_evaluate_predictions(ListDataset(GT), predictions, check_boxes=False)
+    assert result.ap < coco_evaluate_predictions(ListDataset(GT), perfect_predictions()).ap
+
+
+def test_inverted_ground_truth_boxes_name_the_argument_and_the_image() -> None:
+    gt = {**GT, 11: ([[25, 5, 5, 45]], [1])}
+    with pytest.raises(
+        ValueError, match=r"^the ground-truth boxes of image_id 11 in dataset must hold.*box 0"
+    ):
+        coco_ground_truth(ListDataset(gt))
+    with pytest.raises(ValueError, match=r"^the ground-truth boxes of image_id 11 in gt must hold"):
+        coco_evaluate_predictions(ListDataset(gt), perfect_predictions())
+    gt = {**GT, 11: ([[5, 5, float("nan"), 45]], [1])}
+    with pytest.raises(ValueError, match=r"image_id 11 in dataset.*NaN or infinite"):
+        coco_ground_truth(ListDataset(gt))
 
 
 def test_unknown_labels_and_images_are_refused() -> None:
