@@ -21,7 +21,8 @@ around ``torchvision.ops.box_convert``). Everything else stays XYXY.
   int64; image_id int). Images without annotations get ``boxes`` [0, 4].
 
 ``load_coco`` checks the annotations when it opens them and fails with a message naming the file,
-the annotation and what was expected: a missing image file, an annotation pointing at an image id
+the annotation and what was expected: an image, annotation or category id used twice (pycocotools
+would hand every image copies of one box), a missing image file, an annotation pointing at an image id
 or category id that does not exist, a box outside its image, a zero/negative width or height.
 An image that cannot be decoded raises when it is read, naming the file.
 """
@@ -35,6 +36,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -162,16 +164,62 @@ def export_coco(
     return folder
 
 
+_ID_CONSEQUENCE = {
+    "images": "pycocotools indexes images by id, so one of them would be lost or get another's boxes",
+    "annotations": "pycocotools indexes annotations by id, so images would return copies of one box",
+    "categories": "one category name would silently replace the other",
+}
+
+
+def _check_unique_ids(entries: list[Any], section: str, where: str) -> None:
+    """Every entry of ``section`` is a dict with an ``id`` and no id occurs twice; raise naming the first."""
+    noun = section[:-1].replace("categorie", "category")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), (int, str)):
+            got = entry.get("id") if isinstance(entry, dict) else entry
+            raise ValueError(f"{where}: entry {i} of '{section}' has no int 'id' (got {got!r}); expected one")
+    counts = Counter(entry["id"] for entry in entries)
+    repeated = [(i, n) for i, n in counts.items() if n > 1]
+    if repeated:
+        ident, n = repeated[0]
+        more = f" ({len(repeated)} ids are repeated)" if len(repeated) > 1 else ""
+        raise ValueError(
+            f"{where}: {noun} id {ident!r} occurs {n} times in '{section}'{more}; expected unique ids "
+            f"({_ID_CONSEQUENCE[section]})"
+        )
+
+
+def _check_bbox(box: Any, img: dict[str, Any], tag: str) -> None:
+    """A COCO ``bbox`` is 4 finite numbers, width and height > 0, inside its image; raise naming ``tag``."""
+    tag = f"{tag} (image {img['file_name']})"
+    if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
+        raise ValueError(f"{tag}: bbox must be [x, y, width, height], got {box!r}")
+    x, y, w, h = box
+    if not all(math.isfinite(v) for v in box):
+        raise ValueError(f"{tag}: bbox {box} holds NaN or infinite values")
+    if w <= 0 or h <= 0:
+        raise ValueError(
+            f"{tag}: bbox {box} has zero or negative width/height "
+            "(COCO boxes are [x, y, width, height] with width > 0 and height > 0)"
+        )
+    tol = 1e-3  # px: float rounding of x + w
+    if x < -tol or y < -tol or x + w > img["width"] + tol or y + h > img["height"] + tol:
+        raise ValueError(f"{tag}: bbox {box} lies outside the image ({img['width']}x{img['height']} px)")
+
+
 def validate_coco(annotations: dict[str, Any], image_dir: str | os.PathLike, *, where: str) -> None:
     """Check a COCO annotation dict against its image folder; raise naming the first problem.
 
-    Checks: every image file exists; every annotation points at an existing image id and category id;
-    every ``bbox`` is 4 finite numbers with positive width and height and lies inside its image.
+    Checks: image, annotation and category ids are unique (a repeated annotation id makes pycocotools
+    hand every image copies of one box); every image file exists; every annotation points at an
+    existing image id and category id; every ``bbox`` is 4 finite numbers with positive width and
+    height and lies inside its image.
     """
     image_dir = Path(image_dir)
     for key in ("images", "annotations", "categories"):
         if not isinstance(annotations.get(key), list):
             raise ValueError(f"{where}: expected a COCO detection file with a list '{key}'")
+        _check_unique_ids(annotations[key], key, where)
     images = {}
     for img in annotations["images"]:
         path = image_dir / img["file_name"]
@@ -183,34 +231,19 @@ def validate_coco(annotations: dict[str, Any], image_dir: str | os.PathLike, *, 
         images[img["id"]] = img
     category_ids = {c["id"] for c in annotations["categories"]}
     for ann in annotations["annotations"]:
-        tag = f"{where}: annotation id {ann.get('id')}"
+        tag = f"{where}: annotation id {ann['id']}"
         img = images.get(ann.get("image_id"))
         if img is None:
-            raise ValueError(f"{tag} points at image id {ann.get('image_id')}, which is not in 'images'")
+            raise ValueError(
+                f"{tag} points at image id {ann.get('image_id')!r}, which is not in 'images' "
+                f"(expected one of the {len(images)} image ids)"
+            )
         if ann.get("category_id") not in category_ids:
             raise ValueError(
-                f"{tag} (image {img['file_name']}) has category_id {ann.get('category_id')}; "
+                f"{tag} (image {img['file_name']}) has category_id {ann.get('category_id')!r}; "
                 f"expected one of the categories {sorted(category_ids)}"
             )
-        box = ann.get("bbox")
-        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
-            raise ValueError(
-                f"{tag} (image {img['file_name']}): bbox must be [x, y, width, height], got {box!r}"
-            )
-        x, y, w, h = box
-        if not all(math.isfinite(v) for v in box):
-            raise ValueError(f"{tag} (image {img['file_name']}): bbox {box} holds NaN or infinite values")
-        if w <= 0 or h <= 0:
-            raise ValueError(
-                f"{tag} (image {img['file_name']}): bbox {box} has zero or negative width/height "
-                "(COCO boxes are [x, y, width, height] with width > 0 and height > 0)"
-            )
-        tol = 1e-3  # px: float rounding of x + w
-        if x < -tol or y < -tol or x + w > img["width"] + tol or y + h > img["height"] + tol:
-            raise ValueError(
-                f"{tag} (image {img['file_name']}): bbox {box} lies outside the image "
-                f"({img['width']}x{img['height']} px)"
-            )
+        _check_bbox(ann.get("bbox"), img, tag)
 
 
 class CocoDataset(Dataset):

@@ -14,7 +14,14 @@ scheduler, appends one record to the ``History`` and writes a checkpoint. Per it
 
     batch -> device -> [autocast on CUDA] losses = loss_fn(...) -> total = sum(losses)
           -> check every loss is finite -> zero_grad -> backward (scaled by GradScaler)
-          -> [clip gradients] -> optimizer step (warmup factor applied) -> [scheduler step]
+          -> check every gradient is finite (without GradScaler) -> [clip gradients]
+          -> optimizer step (warmup factor applied) -> [scheduler step]
+
+A finite loss can still have a NaN or infinite gradient (``sqrt(0)``, ``log(0)``, a division by
+zero, ``acos(1)`` inside the loss): without the check the optimizer would write NaN into every
+weight and the next checkpoint would save them. With AMP on CUDA the GradScaler already finds
+inf/NaN gradients (it expects them while it tunes its scale) and skips that step, so the check
+runs only where no scaler is used (the CPU, MPS, CUDA with ``amp=False``).
 
 Learning rate: ``warmup_iters`` ramps the rate linearly from ``lr / warmup_iters`` to ``lr``
 over the first ``warmup_iters`` optimizer steps (counted across epochs). The warmup is a
@@ -63,6 +70,7 @@ from tqdm.auto import tqdm
 __all__ = [
     "CHECKPOINT_NAME",
     "History",
+    "NonFiniteGradientError",
     "NonFiniteLossError",
     "fit",
     "load_checkpoint",
@@ -97,6 +105,31 @@ class NonFiniteLossError(FloatingPointError):
             f"({values}); training stopped before this step changed the weights. Usual causes: "
             "a learning rate too high (lower it, or use warmup_iters), exploding gradients "
             "(set max_grad_norm), or bad targets (degenerate or NaN boxes)."
+        )
+
+
+class NonFiniteGradientError(NonFiniteLossError):
+    """Training stopped because a gradient became NaN or infinite while every loss was finite.
+
+    A ``NonFiniteLossError`` (one ``except`` catches both). Attributes: ``parameter`` (the name
+    of the first parameter whose gradient is not finite), ``epoch``, ``iteration``, ``losses``
+    (every named loss's value, all finite) and ``loss_name`` (``"loss"``, the total).
+    """
+
+    def __init__(self, parameter: str, epoch: int, iteration: int, losses: dict[str, float], detail: str):
+        self.parameter = parameter
+        self.loss_name = "loss"
+        self.epoch = epoch
+        self.iteration = iteration
+        self.losses = losses
+        values = ", ".join(f"{k}={v:.4g}" for k, v in losses.items())
+        FloatingPointError.__init__(
+            self,
+            f"the gradient of parameter {parameter!r} holds {detail} at epoch {epoch}, iteration "
+            f"{iteration}, although every loss is finite ({values}); training stopped before this "
+            "step changed the weights. Usual causes: an operation in the loss or model whose "
+            "derivative is infinite at this input (sqrt(0), log(0), x / 0, acos(1), pow(0, <1)): "
+            "add a small eps or clamp its input.",
         )
 
 
@@ -442,6 +475,10 @@ def fit(
         NonFiniteLossError: a loss became NaN or infinite (names the loss, epoch, iteration);
             the weights are those of the step before, and the checkpoint that of the last
             finished epoch.
+        NonFiniteGradientError: (a NonFiniteLossError) the losses are finite but a gradient
+            is not (names the parameter, epoch, iteration); checked when no GradScaler is in
+            use (with AMP on CUDA the scaler skips such steps itself). Weights and checkpoint
+            as above.
         ValueError, TypeError: bad arguments, or a loss_fn/model that does not return a dict
             of scalar losses.
     """
@@ -587,8 +624,7 @@ def _run_batches(
     """One pass over ``bar`` (the epoch's batches); returns the epoch's record and the step counter."""
     sums: dict[str, float] = {}
     total_sum, n_batches = 0.0, 0
-    grad_norm_sum = torch.zeros((), device=device)
-    grad_norm_count = torch.zeros((), device=device)
+    grad_norm_sum, grad_norm_count = torch.zeros((), device=device), torch.zeros((), device=device)
     lr = float(optimizer.param_groups[0]["lr"])
     start = time.perf_counter()
     for n_batches, batch in enumerate(bar, start=1):  # noqa: B007 - n_batches is used after the loop
@@ -596,44 +632,25 @@ def _run_batches(
         with autocast:
             losses = _named_losses(compute_losses(model, batch, device), source)
             total = sum(losses.values())
-        values = torch.stack([v.detach().float().reshape(()) for v in (*losses.values(), total)]).tolist()
-        named = dict(zip(losses, values[:-1], strict=True))
-        for name, value in (*named.items(), ("loss", values[-1])):
-            if not math.isfinite(value):
-                raise NonFiniteLossError(name, epoch, n_batches, {**named, "loss": values[-1]})
-        if not total.requires_grad:
-            raise RuntimeError(
-                f"the total loss does not require grad at epoch {epoch}, iteration {n_batches}: "
-                f"{source} must compute the losses from the model's output with gradients on "
-                "(not under torch.no_grad(), not from .item() or .detach())"
-            )
-
+        named = _loss_values(losses, total, epoch, n_batches, source)  # every loss, "loss" last
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(total).backward()
+        if not use_amp:  # with a GradScaler, inf/NaN gradients are expected: the scaler skips the step
+            _check_finite_gradients(model, optimizer, epoch, n_batches, named)
         if max_grad_norm is not None:
             scaler.unscale_(optimizer)
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
             finite = torch.isfinite(norm)
             grad_norm_sum += torch.where(finite, norm, torch.zeros_like(norm))
             grad_norm_count += finite
-        base_lrs = [group["lr"] for group in optimizer.param_groups]
-        if step < warmup_iters:
-            factor = (step + 1) / warmup_iters
-            for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
-                group["lr"] = base * factor
-        lr = float(optimizer.param_groups[0]["lr"])
-        scaler.step(optimizer)
-        scaler.update()
-        if step < warmup_iters:
-            for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
-                group["lr"] = base
+        lr = _warmed_up_step(optimizer, scaler, step, warmup_iters)
         step += 1
         if scheduler is not None:
             scheduler.step()
 
         for name, value in named.items():
             sums[name] = sums.get(name, 0.0) + value
-        total_sum += values[-1]
+        total_sum += named["loss"]
         bar.set_postfix(loss=f"{total_sum / n_batches:.4f}", refresh=False)  # type: ignore[attr-defined]
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -648,3 +665,71 @@ def _run_batches(
     record["lr"] = lr
     record["seconds"] = seconds
     return record, step
+
+
+def _loss_values(
+    losses: dict[str, Tensor], total: Tensor, epoch: int, iteration: int, source: str
+) -> dict[str, float]:
+    """Every named loss's value and the total's (key ``"loss"``, last); raise if one is not finite."""
+    values = torch.stack([v.detach().float().reshape(()) for v in (*losses.values(), total)]).tolist()
+    named = dict(zip(losses, values[:-1], strict=True))
+    for name, value in (*named.items(), ("loss", values[-1])):
+        if not math.isfinite(value):
+            raise NonFiniteLossError(name, epoch, iteration, {**named, "loss": values[-1]})
+    if not total.requires_grad:
+        raise RuntimeError(
+            f"the total loss does not require grad at epoch {epoch}, iteration {iteration}: "
+            f"{source} must compute the losses from the model's output with gradients on "
+            "(not under torch.no_grad(), not from .item() or .detach())"
+        )
+    return {**named, "loss": values[-1]}
+
+
+def _warmed_up_step(
+    optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, step: int, warmup_iters: int
+) -> float:
+    """``scaler.step(optimizer)`` with the warmup factor applied for this step only; returns its lr."""
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    if step < warmup_iters:
+        factor = (step + 1) / warmup_iters
+        for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
+            group["lr"] = base * factor
+    lr = float(optimizer.param_groups[0]["lr"])
+    scaler.step(optimizer)
+    scaler.update()
+    if step < warmup_iters:
+        for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
+            group["lr"] = base
+    return lr
+
+
+def _max_abs(grads: list[Tensor]) -> Tensor:
+    """The largest absolute value over ``grads`` (NaN if any is NaN): one fused reduction."""
+    if hasattr(torch.nn.utils, "get_total_norm"):  # torch >= 2.6: foreach kernels, grouped by device
+        return torch.nn.utils.get_total_norm(grads, norm_type=math.inf)
+    device = grads[0].device
+    return torch.stack([torch.linalg.vector_norm(g, math.inf).to(device) for g in grads]).max()
+
+
+def _check_finite_gradients(
+    model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int, iteration: int, losses: dict[str, float]
+) -> None:
+    """Raise ``NonFiniteGradientError`` naming the first parameter with a NaN/inf gradient.
+
+    One reduction and one ``torch.isfinite`` over all gradients per step (the max-abs norm cannot
+    overflow, so only NaN/inf make it non-finite); the slow search for the name runs only then.
+    """
+    grads = [
+        p.grad.detach() for group in optimizer.param_groups for p in group["params"] if p.grad is not None
+    ]
+    if not grads or bool(torch.isfinite(_max_abs(grads))):
+        return
+    names = {p: name for name, p in model.named_parameters()}
+    for g, group in enumerate(optimizer.param_groups):
+        for i, p in enumerate(group["params"]):
+            if p.grad is None or bool(torch.isfinite(p.grad).all()):
+                continue
+            n_nan, n_inf = int(torch.isnan(p.grad).sum()), int(torch.isinf(p.grad).sum())
+            detail = f"{n_nan} NaN and {n_inf} infinite values (of {p.grad.numel()})"
+            name = names.get(p, f"param_groups[{g}]['params'][{i}]")
+            raise NonFiniteGradientError(name, epoch, iteration, losses, detail)

@@ -122,7 +122,35 @@ def test_annotation_pointing_at_missing_image_id(small):
     folder, coco = small
     coco["annotations"][0]["image_id"] = 99
     _write(folder, coco)
-    with pytest.raises(ValueError, match="annotation id 1 points at image id 99"):
+    with pytest.raises(
+        ValueError, match=rf"{ANNOTATIONS_FILE}: annotation id 1 points at image id 99, which is not"
+    ):
+        load_coco(folder)
+
+
+@pytest.mark.parametrize(
+    ("section", "ids", "match"),
+    [
+        ("annotations", [1, 1, 1], r"annotation id 1 occurs 3 times in 'annotations'.*copies of one box"),
+        ("annotations", [1, 2, 1], r"annotation id 1 occurs 2 times in 'annotations'"),
+        ("images", [0, 1, 1], r"image id 1 occurs 2 times in 'images'"),
+        ("categories", [1, 1, 2], r"category id 1 occurs 2 times in 'categories'"),
+    ],
+)
+def test_duplicate_ids_name_file_id_and_count(small, section, ids, match):
+    folder, coco = small
+    for entry, new_id in zip(coco[section][: len(ids)], ids, strict=True):  # categories: the first three
+        entry["id"] = new_id
+    _write(folder, coco)
+    with pytest.raises(ValueError, match=rf"{ANNOTATIONS_FILE}: {match}"):
+        load_coco(folder)
+
+
+def test_annotation_without_id(small):
+    folder, coco = small
+    del coco["annotations"][1]["id"]
+    _write(folder, coco)
+    with pytest.raises(ValueError, match=rf"{ANNOTATIONS_FILE}: entry 1 of 'annotations' has no int 'id'"):
         load_coco(folder)
 
 
@@ -130,7 +158,9 @@ def test_unknown_category(small):
     folder, coco = small
     coco["annotations"][1]["category_id"] = 7
     _write(folder, coco)
-    with pytest.raises(ValueError, match="annotation id 2 .*category_id 7"):
+    with pytest.raises(
+        ValueError, match=rf"{ANNOTATIONS_FILE}: annotation id 2 .*category_id 7; expected one of"
+    ):
         load_coco(folder)
 
 

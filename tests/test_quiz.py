@@ -109,6 +109,36 @@ def test_malformed_banks_name_file_and_question(tmp_path, broken, message):
     assert "broken_bank.yaml" in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("broken", "line", "key"),
+    [
+        # PyYAML would keep the last value: option A of q1 silently wrong, B right.
+        (
+            GOOD.replace("        why: because A", "        why: because A\n        correct: false").replace(
+                "      - text: B\n", "      - text: B\n        correct: true\n"
+            ),
+            10,
+            "correct",
+        ),
+        (GOOD.replace('{text: B, why: "it is not"}', '{text: B, text: D, why: "it is not"}'), 17, "text"),
+        (GOOD.replace("    prompt: Pick A\n", "    prompt: Pick A\n    prompt: Pick B\n"), 5, "prompt"),
+    ],
+    ids=["correct-twice", "text-twice-in-flow-option", "prompt-twice"],
+)
+def test_duplicate_key_names_file_line_and_key(tmp_path, broken, line, key):
+    path = write(tmp_path, broken, "dup_bank.yaml")
+    with pytest.raises(QuizBankError, match=rf"dup_bank\.yaml, line {line}: key '{key}' appears twice"):
+        load_bank(path)
+
+
+def test_merge_keys_may_still_be_overridden(tmp_path):
+    bank = GOOD.replace('- {text: B, why: "it is not"}', '- &b {text: B, why: "it is not"}').replace(
+        '- {text: C, correct: true, why: "it is too"}', "- {<<: *b, text: C, correct: true}"
+    )
+    question = load_bank(write(tmp_path, bank))["q2"]
+    assert [o.text for o in question.options] == ["A", "B", "C"] and question.correct_indices == {0, 2}
+
+
 def test_missing_bank_is_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope"):
         load_bank("nope")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 
@@ -12,7 +13,15 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from course_utils import train as train_module
-from course_utils.train import CHECKPOINT_NAME, History, NonFiniteLossError, fit, load_checkpoint, to_device
+from course_utils.train import (
+    CHECKPOINT_NAME,
+    History,
+    NonFiniteGradientError,
+    NonFiniteLossError,
+    fit,
+    load_checkpoint,
+    to_device,
+)
 
 CPU = torch.device("cpu")
 
@@ -390,6 +399,62 @@ def test_non_finite_loss_stops_with_a_clear_error(tmp_path) -> None:
     assert math.isnan(error.losses["loss"])
     assert load_checkpoint(tmp_path)["epoch"] == 1
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("max_grad_norm", [None, 1.0])
+def test_non_finite_gradient_with_finite_loss_stops_before_the_step(tmp_path, max_grad_norm) -> None:
+    model, optimizer, _, loader = make_run()
+    seen = []
+
+    def sqrt_of_zero_loss(model, batch, device):
+        losses = tiny_loss(model, batch, device)
+        seen.append(1)
+        if len(seen) == 7:  # epoch 2, iteration 3: sqrt(0) = 0 is finite, its derivative is not
+            losses["box"] = losses["box"] + torch.sqrt(model.box.bias[0] * 0.0)
+        return losses
+
+    with pytest.raises(NonFiniteGradientError) as info:
+        fit(
+            model,
+            loader,
+            epochs=3,
+            optimizer=optimizer,
+            device=CPU,
+            loss_fn=sqrt_of_zero_loss,
+            max_grad_norm=max_grad_norm,
+            checkpoint_dir=tmp_path,
+            progress=False,
+        )
+    error = info.value
+    assert isinstance(error, NonFiniteLossError)  # one except catches both
+    assert (error.parameter, error.epoch, error.iteration) == ("box.bias", 2, 3)
+    assert all(math.isfinite(v) for v in error.losses.values())
+    message = str(error)
+    assert "'box.bias'" in message and "epoch 2" in message and "iteration 3" in message
+    assert "every loss is finite" in message
+    checkpoint = load_checkpoint(tmp_path)
+    assert checkpoint["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in checkpoint["model"].values())
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # the step was not taken
+
+
+def test_gradient_check_is_skipped_while_a_grad_scaler_handles_infs(monkeypatch) -> None:
+    calls = []
+    monkeypatch.setattr(train_module, "_check_finite_gradients", lambda *a: calls.append(1))
+    model, optimizer, _, loader = make_run()
+    fit(model, loader, epochs=1, optimizer=optimizer, device=CPU, loss_fn=tiny_loss, progress=False)
+    assert len(calls) == len(loader)  # no scaler on the CPU: checked every step
+    calls.clear()
+    original = train_module._run_batches
+
+    def with_amp(*args, **kwargs):
+        return original(*args, **{**kwargs, "use_amp": True})
+
+    monkeypatch.setattr(train_module, "_run_batches", with_amp)
+    monkeypatch.setattr(torch, "autocast", lambda **kwargs: contextlib.nullcontext())  # CPU stand-in
+    model, optimizer, _, loader = make_run()
+    fit(model, loader, epochs=1, optimizer=optimizer, device=CPU, loss_fn=tiny_loss, progress=False)
+    assert calls == []
 
 
 @pytest.mark.parametrize(
