@@ -81,16 +81,12 @@ class Prediction:
             print(f"The answer: {actual}")
             return
         import ipywidgets as widgets
-        from IPython.display import display
+
+        from .widget_display import display_with_fallback
 
         waiting = widgets.HTML(f"<i>{WAITING}</i>")
         self.pending.append((waiting, actual, correct_option))
-        bundle = getattr(waiting, "_repr_mimebundle_", None)
-        data = bundle() if callable(bundle) else None
-        if isinstance(data, dict):
-            display({**data, "text/plain": WAITING}, raw=True)
-        else:  # older ipywidgets display themselves
-            display(waiting)
+        display_with_fallback(waiting, {"text/plain": WAITING})
 
     def outcome(self, actual: Any, correct_option: str | None = None) -> str:
         """The comparison of the committed guess with ``actual``, as one line.

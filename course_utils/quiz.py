@@ -328,21 +328,18 @@ def static_html(title: str, items: Sequence[QuestionWidget], keys: bool) -> str:
 def show_quiz(name: str | Path, ids: Sequence[str] | None = None) -> list[QuestionWidget]:
     """Display the questions of a bank (all, or those with the given ids) and return their widgets."""
     import ipywidgets as widgets
-    from IPython.display import display
+
+    from .widget_display import display_with_fallback
 
     bank = load_bank(name)
     questions = bank.questions if ids is None else tuple(bank[i] for i in ids)
     items = [QuestionWidget(q, n) for n, q in enumerate(questions, start=1)]
     view = widgets.VBox([widgets.HTML(f"<h3>Quiz: {_escape(bank.title)}</h3>")] + [w.box for w in items])
     keys = os.environ.get("COURSE_SHOW_KEYS") == "1"
-    bundle = getattr(view, "_repr_mimebundle_", None)
-    data = bundle() if callable(bundle) else None
-    if isinstance(data, dict):
-        data["text/html"] = static_html(bank.title, items, keys)
-        data["text/plain"] = f"Quiz: {bank.title} ({len(items)} questions; run the notebook to answer)"
-        display(data, raw=True)
-    else:  # older ipywidgets display themselves
-        display(view)
+    display_with_fallback(view, {
+        "text/html": static_html(bank.title, items, keys),
+        "text/plain": f"Quiz: {bank.title} ({len(items)} questions; run the notebook to answer)",
+    })
     return items
 
 

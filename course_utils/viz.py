@@ -399,14 +399,8 @@ def display_with_picture(widget: Any, picture: bytes, mime: str = "image/png") -
     """
     import base64
 
-    from IPython.display import display
+    from .widget_display import display_with_fallback
 
     if mime not in ("image/png", "image/jpeg"):
         raise ValueError(f"mime must be 'image/png' or 'image/jpeg', got {mime!r}")
-    bundle = getattr(widget, "_repr_mimebundle_", None)
-    data = bundle() if callable(bundle) else None
-    if not isinstance(data, dict):  # older ipywidgets display themselves
-        display(widget)
-        return
-    data[mime] = base64.b64encode(picture).decode("ascii")
-    display(data, raw=True)
+    display_with_fallback(widget, {mime: base64.b64encode(picture).decode("ascii")})

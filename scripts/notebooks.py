@@ -127,13 +127,12 @@ def bootstrap(url: str) -> str:
 
 def lesson_minutes(name: str) -> int:
     """The lesson's time in ``data/course_map.yaml`` (the one place it is written)."""
-    import yaml
+    from course_utils.course_map import load_course_map
 
-    lessons = yaml.safe_load((ROOT / "data" / "course_map.yaml").read_text())["lessons"]
-    found = [lesson["minutes"] for lesson in lessons if lesson["file"] == name]
+    found = [lesson.minutes for lesson in load_course_map() if lesson.file == name]
     if not found:
         raise ValueError(f"{name}: not in data/course_map.yaml")
-    return int(found[0])
+    return found[0]
 
 
 def synced(nb: nbformat.NotebookNode, name: str, url: str) -> nbformat.NotebookNode:
@@ -176,7 +175,9 @@ def scrub(text: str) -> str:
 
 
 def scrub_outputs(nb: nbformat.NotebookNode) -> None:
+    """Replace machine paths in the outputs, and drop the cells' execution timestamps."""
     for cell in nb.cells:
+        cell.metadata.pop("execution", None)
         for out in cell.get("outputs", []):
             if "text" in out:
                 out["text"] = scrub(out["text"])
@@ -241,17 +242,14 @@ def execute(path: Path, env: dict[str, str]) -> None:
 
     start = time.perf_counter()
     nb = nbformat.read(path, as_version=4)
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)  # nbclient starts the kernel with this process's environment
-    try:
-        client = NotebookClient(
-            nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-        )
-        client.execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    client = NotebookClient(
+        nb,
+        timeout=1800,
+        kernel_name="python3",
+        record_timing=False,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute(env=env)  # handed on to the kernel manager's start_kernel
     scrub_outputs(nb)
     nbformat.write(nb, path)
     print(f"{path.name}: executed in {time.perf_counter() - start:.0f} s")

@@ -219,3 +219,19 @@ def test_prompt_shows_backticks_as_code(tmp_path):
     bank = GOOD.replace("prompt: Pick A\n", "prompt: Pick `A` <b>\n", 1)
     widget = QuestionWidget(load_bank(write(tmp_path, bank))["q1"], 1)
     assert "Pick <code>A</code> &lt;b&gt;" in widget.prompt.value
+
+
+@pytest.mark.parametrize("show_keys", ["1", None])
+def test_show_quiz_leaves_a_static_rendering_beside_the_widget(monkeypatch, show_keys):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda data, raw=False: shown.append((data, raw)))
+    if show_keys:
+        monkeypatch.setenv("COURSE_SHOW_KEYS", show_keys)
+    else:
+        monkeypatch.delenv("COURSE_SHOW_KEYS", raising=False)
+    show_quiz("00_welcome", ids=["label-zero"])
+    ((data, raw),) = shown
+    assert raw and "application/vnd.jupyter.widget-view+json" in data
+    assert ("&#10004;" in data["text/html"]) == bool(show_keys), "the key only in the solved form's build"
