@@ -33,10 +33,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from .lesson_forms import HIDDEN_WORDS, SOLUTION_BEGIN, SOLUTION_END, source_of
 from .paths import repo_root
-
-SOLUTION_MARKERS = ("BEGIN SOLUTION", "END SOLUTION")
-HIDDEN_MARKERS = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 
 
 class ExerciseNotSolvedError(AssertionError):
@@ -114,8 +112,8 @@ def solved_notebooks() -> list[Path]:
 
 def _answer_cells(path: Path) -> Iterator[str]:
     for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
-        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        if cell["cell_type"] == "code" and SOLUTION_MARKERS[0] in source:
+        source = source_of(cell)
+        if cell["cell_type"] == "code" and SOLUTION_BEGIN in source:
             yield source
 
 
@@ -143,7 +141,7 @@ def find_solution(name: str) -> tuple[Path, str]:
 
 
 def _is_marker(line: str) -> bool:
-    return any(word in line for word in SOLUTION_MARKERS + HIDDEN_MARKERS)
+    return any(word in line for word in (SOLUTION_BEGIN, SOLUTION_END, *HIDDEN_WORDS))
 
 
 def show_solution(name: str) -> None:
