@@ -29,8 +29,7 @@ def namespace(area):
     return {"exercise_checks": exercise_checks, "library": library, "area": area}
 
 
-def test_unsolved_exercise_is_reported_and_replaced_in_a_learner_run(monkeypatch, capsys):
-    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+def test_unsolved_exercise_is_reported_and_replaced_in_a_learner_run(learner, capsys):
     ns = namespace(stub)
     run_checks(ns)
     out = capsys.readouterr().out
@@ -42,8 +41,7 @@ def test_unsolved_exercise_is_reported_and_replaced_in_a_learner_run(monkeypatch
     assert "area agrees" in capsys.readouterr().out
 
 
-def test_unsolved_exercise_fails_in_a_graded_run(monkeypatch):
-    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+def test_unsolved_exercise_fails_in_a_graded_run(graded):
     ns = namespace(stub)
     with pytest.raises(ExerciseNotSolvedError, match="'area' is not solved"):
         run_checks(ns)
@@ -52,8 +50,7 @@ def test_unsolved_exercise_fails_in_a_graded_run(monkeypatch):
         run_checks(ns)
 
 
-def test_wrong_answer_fails_everywhere(monkeypatch):
-    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+def test_wrong_answer_fails_everywhere(learner):
     with pytest.raises(AssertionError, match="area is wrong"):
         run_checks(namespace(lambda boxes: 0))
 
@@ -65,8 +62,7 @@ def test_bad_arguments():
         exercise_checks("area", fallbacks={"area": 3})
 
 
-def test_show_solution_prints_the_solved_cell_without_markers(capsys, monkeypatch):
-    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+def test_show_solution_prints_the_solved_cell_without_markers(capsys, learner):
     show_solution("pairwise_iou")
     out = capsys.readouterr().out
     assert "02_boxes_and_iou.ipynb" in out and "def pairwise_iou" in out and "inter / union" in out
@@ -75,8 +71,7 @@ def test_show_solution_prints_the_solved_cell_without_markers(capsys, monkeypatc
         show_solution("no_such_exercise")
 
 
-def test_show_solution_refuses_in_a_graded_run(monkeypatch):
-    monkeypatch.setenv("NBGRADER_EXECUTION", "validate")
+def test_show_solution_refuses_in_a_graded_run(graded):
     with pytest.raises(RuntimeError, match="graded"):
         show_solution("pairwise_iou")
 

@@ -18,16 +18,6 @@ BOX_A = torch.tensor([[20.0, 10.0, 70.0, 50.0]])
 BOX_B = torch.tensor([[35.0, 20.0, 85.0, 60.0]])
 
 
-@pytest.fixture
-def learner(monkeypatch):
-    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
-
-
-@pytest.fixture
-def graded(monkeypatch):
-    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
-
-
 def verdict(capsys) -> tuple[bool, str]:
     out = capsys.readouterr().out
     assert out.startswith(("Correct!", "Not quite.")), out

@@ -68,22 +68,9 @@ def many(bank):
     return load_bank(bank)["pick-many"]
 
 
-@pytest.fixture
-def learner(monkeypatch):
-    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
-
-
-@pytest.fixture
-def graded(monkeypatch):
-    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
-
-
 @pytest.fixture(params=["learner", "graded"])
-def either_run(request, monkeypatch):
-    if request.param == "graded":
-        monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
-    else:
-        monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+def either_run(request):
+    request.getfixturevalue(request.param)  # the fixtures of tests/conftest.py
     return request.param
 
 
@@ -351,15 +338,15 @@ def test_check_number_accepts_numbers(answer, either_run):
     assert graded_quiz.check_number(answer) == pytest.approx(float(answer))
 
 
-@pytest.mark.parametrize(
-    ("answer", "message"),
-    [
-        ("0.36", "expected one number"),
-        (True, "expected one number"),
-        (math.nan, "expected a finite number"),
-        (torch.ones(2), "expected one number"),
-    ],
-)
+MALFORMED_NUMBERS = [
+    ("0.36", "expected one number"),
+    (True, "expected one number"),
+    (math.nan, "expected a finite number"),
+    (torch.ones(2), "expected one number"),
+]
+
+
+@pytest.mark.parametrize(("answer", "message"), MALFORMED_NUMBERS)
 def test_malformed_number_fails_in_a_graded_run(answer, message, graded):
     with pytest.raises(AnswerError, match=f"answer_3: {message}"):
         graded_quiz.check_number(answer, "answer_3")
@@ -367,15 +354,7 @@ def test_malformed_number_fails_in_a_graded_run(answer, message, graded):
         graded_quiz.grade_number(answer, 0.36, name="answer_3")
 
 
-@pytest.mark.parametrize(
-    ("answer", "message"),
-    [
-        ("0.36", "expected one number"),
-        (True, "expected one number"),
-        (math.nan, "expected a finite number"),
-        (torch.ones(2), "expected one number"),
-    ],
-)
+@pytest.mark.parametrize(("answer", "message"), MALFORMED_NUMBERS)
 def test_malformed_number_is_reported_once_in_a_learner_run(answer, message, learner, capsys):
     assert graded_quiz.check_number(answer, "answer_3") is None
     assert graded_quiz.grade_number(answer, 0.3559, abs_tol=0.01, why="WHY", name="answer_3") is None

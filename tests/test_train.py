@@ -370,29 +370,28 @@ def test_validation_metric_clashing_with_a_loss_is_refused() -> None:
         )
 
 
-def test_non_finite_loss_stops_with_a_clear_error(tmp_path) -> None:
+def fit_broken_at_epoch_2_iteration_3(tmp_path, spoil, error_type, **fit_args):
+    """Train 3 epochs of 4 batches; ``spoil(model, losses)`` changes the losses of the 7th batch
+    (epoch 2, iteration 3). Returns the model and the error ``fit`` raised."""
     model, optimizer, _, loader = make_run()
     seen = []
 
-    def exploding_loss(model, batch, device):
+    def loss_fn(model, batch, device):
         losses = tiny_loss(model, batch, device)
         seen.append(1)
-        if len(seen) == 7:  # epoch 2 (4 batches per epoch), iteration 3
-            losses["box"] = losses["box"] * float("nan")
-        return losses
+        return spoil(model, losses) if len(seen) == 7 else losses
 
-    with pytest.raises(NonFiniteLossError) as info:
-        fit(
-            model,
-            loader,
-            epochs=3,
-            optimizer=optimizer,
-            device=CPU,
-            loss_fn=exploding_loss,
-            checkpoint_dir=tmp_path,
-            progress=False,
-        )
-    error = info.value
+    with pytest.raises(error_type) as info:
+        fit(model, loader, epochs=3, optimizer=optimizer, device=CPU, loss_fn=loss_fn,
+            checkpoint_dir=tmp_path, progress=False, **fit_args)
+    return model, info.value
+
+
+def test_non_finite_loss_stops_with_a_clear_error(tmp_path) -> None:
+    def nan_box_loss(model, losses):
+        return {**losses, "box": losses["box"] * float("nan")}
+
+    model, error = fit_broken_at_epoch_2_iteration_3(tmp_path, nan_box_loss, NonFiniteLossError)
     assert isinstance(error, FloatingPointError)
     assert (error.loss_name, error.epoch, error.iteration) == ("box", 2, 3)
     assert "'box'" in str(error) and "epoch 2" in str(error) and "iteration 3" in str(error)
@@ -403,29 +402,12 @@ def test_non_finite_loss_stops_with_a_clear_error(tmp_path) -> None:
 
 @pytest.mark.parametrize("max_grad_norm", [None, 1.0])
 def test_non_finite_gradient_with_finite_loss_stops_before_the_step(tmp_path, max_grad_norm) -> None:
-    model, optimizer, _, loader = make_run()
-    seen = []
+    def sqrt_of_zero(model, losses):  # sqrt(0) = 0 is finite, its derivative is not
+        return {**losses, "box": losses["box"] + torch.sqrt(model.box.bias[0] * 0.0)}
 
-    def sqrt_of_zero_loss(model, batch, device):
-        losses = tiny_loss(model, batch, device)
-        seen.append(1)
-        if len(seen) == 7:  # epoch 2, iteration 3: sqrt(0) = 0 is finite, its derivative is not
-            losses["box"] = losses["box"] + torch.sqrt(model.box.bias[0] * 0.0)
-        return losses
-
-    with pytest.raises(NonFiniteGradientError) as info:
-        fit(
-            model,
-            loader,
-            epochs=3,
-            optimizer=optimizer,
-            device=CPU,
-            loss_fn=sqrt_of_zero_loss,
-            max_grad_norm=max_grad_norm,
-            checkpoint_dir=tmp_path,
-            progress=False,
-        )
-    error = info.value
+    model, error = fit_broken_at_epoch_2_iteration_3(
+        tmp_path, sqrt_of_zero, NonFiniteGradientError, max_grad_norm=max_grad_norm
+    )
     assert isinstance(error, NonFiniteLossError)  # one except catches both
     assert (error.parameter, error.epoch, error.iteration) == ("box.bias", 2, 3)
     assert all(math.isfinite(v) for v in error.losses.values())
