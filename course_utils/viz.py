@@ -34,13 +34,18 @@ from torchvision.transforms.v2 import functional as TF
 
 from course_utils.data import CLASSES
 
-_PALETTE = plt.get_cmap("tab10").colors
+# Okabe and Ito's colour-blind-safe palette, strongest colours first (black is left out: it draws text
+# and outlines; yellow comes last, it is faint on white).
+_PALETTE = tuple(
+    tuple(int(code[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    for code in ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
+)
 _AREAS = ("all", "small", "medium", "large")
 _MAX_DETS = (1, 10, 100)
 
 
 def class_colour(label: int) -> tuple[float, float, float]:
-    """The colour of a class (matplotlib's tab10, cycling); the same label always gets the same colour."""
+    """The colour of a class (Okabe-Ito, colour-blind safe, cycling); a label always gets the same colour."""
     return tuple(_PALETTE[(int(label) - 1) % len(_PALETTE)])
 
 
