@@ -14,7 +14,7 @@ TEST_ENV := OMP_WAIT_POLICY=PASSIVE COURSE_PROFILE=ci COURSE_OFFLINE=1 PYTHONPAT
 NBVAL_ARGS := --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
 	--nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup lab test lint unit nbtest notebooks sync lock clean clean-cache browser assignments
+.PHONY: setup lab test lint unit nbtest notebooks sync lock clean clean-cache browser assignments compat
 
 setup: $(STAMP)
 
@@ -69,6 +69,11 @@ sync: setup
 ## make assignments: graded assignments from the lessons (nbgrader/source; student release in nbgrader/release).
 assignments: setup
 	$(BIN)/python scripts/assignments.py release
+
+## make compat: the oldest torch/torchvision pair that pyproject.toml admits, in a throw-away venv:
+## the unit tests and the quick lessons (downloads a few GB of wheels; not part of `make test`).
+compat:
+	bash scripts/compat.sh
 
 ## make lock: regenerate constraints.txt from the current environment.
 lock: setup

@@ -5,6 +5,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -67,14 +68,43 @@ def test_locked_torch_and_torchvision_are_a_matched_pair():
     assert vision_v.minor == torch_v.minor + 15, f"torch {torch_v} does not match torchvision {vision_v}"
 
 
-def test_installed_torchvision_operators_load():
+def _installed(name: str) -> Version:
+    from importlib.metadata import version
+
+    return Version(Version(version(name)).base_version)  # 2.14.1+cu130 -> 2.14.1
+
+
+def test_installed_torch_pair_is_supported_and_its_operators_load():
+    """Holds in every environment the ranges admit (a learner's, Colab's, `make compat`'s), not only
+    in the pinned one: the installed pair is inside pyproject's ranges, matched, and nms runs."""
     import torch
     import torchvision
 
+    ranges = {canonicalize_name(r.name): r.specifier for r in pyproject_requirements()}
+    torch_v, vision_v = _installed("torch"), _installed("torchvision")
+    assert ranges["torch"].contains(torch_v), f"torch {torch_v} is outside pyproject's range {ranges['torch']}"
+    assert ranges["torchvision"].contains(vision_v), f"torchvision {vision_v} is outside {ranges['torchvision']}"
+    assert vision_v.minor == torch_v.minor + 15, f"torch {torch_v} and torchvision {vision_v} are not a pair"
     boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 11.0, 11.0], [50.0, 50.0, 60.0, 60.0]])
     keep = torchvision.ops.nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5)
     assert keep.tolist() == [0, 2]
-    assert Version(torch.__version__.split("+")[0]) == lock()["torch"]
+
+
+def test_pinned_environment_has_the_pinned_pair():
+    """Where the pinned torch is installed (the course's own environment), torchvision is the pinned one too."""
+    pins = lock()
+    if _installed("torch") != pins["torch"]:
+        pytest.skip(f"torch {_installed('torch')} is not the pinned {pins['torch']}: not the pinned environment")
+    assert _installed("torchvision") == pins["torchvision"]
+
+
+def test_oldest_supported_pair_is_what_make_compat_installs():
+    ranges = {canonicalize_name(r.name): str(r.specifier) for r in pyproject_requirements()}
+    assert ranges["torch"] == ">=2.3" and ranges["torchvision"] == ">=0.18", (
+        "the oldest pair changed: run `make compat` with it and update this test and the README"
+    )
+    makefile = (ROOT / "Makefile").read_text()
+    assert "compat:" in makefile and "scripts/compat.sh" in makefile
 
 
 def test_ci_runs_the_readme_test_command():
