@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import yaml
-
 from .paths import data_dir, repo_root
+from .yaml_files import DuplicateKeyError, load_unique_yaml
 
 FIELDS = ("file", "title", "minutes", "summary")
 IN_PREPARATION = "(in preparation)"
@@ -44,17 +43,27 @@ def load_course_map() -> list[LessonInfo]:
     """The lessons of ``data/course_map.yaml`` in course order.
 
     Raises:
-        ValueError: a lesson lacks a field, or its minutes are not a positive whole number.
+        ValueError: a lesson lacks a field, a key is written twice, a file is listed twice, or its minutes
+            are not a positive whole number.
     """
     path = data_dir() / "course_map.yaml"
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    lessons = []
+    try:
+        raw = load_unique_yaml(path.read_text(encoding="utf-8"))
+    except DuplicateKeyError as err:
+        raise ValueError(
+            f"{path.name}, line {err.line}: key {err.key!r} appears twice in one lesson (first on line "
+            f"{err.first_line}); YAML would silently keep the last one. Keep exactly one."
+        ) from None
+    lessons, seen = [], set()
     for i, item in enumerate(raw.get("lessons", []), start=1):
         missing = set(FIELDS) - set(item)
         if missing:
             raise ValueError(f"{path.name}: lesson #{i} lacks {', '.join(sorted(missing))}")
         if type(item["minutes"]) is not int or item["minutes"] <= 0:
             raise ValueError(f"{path.name}: lesson #{i} has minutes {item['minutes']!r}, not a positive integer")
+        if item["file"] in seen:
+            raise ValueError(f"{path.name}: lesson #{i} repeats the file {item['file']!r}; each lesson is listed once")
+        seen.add(item["file"])
         lessons.append(LessonInfo(**{key: item[key] for key in FIELDS}))
     return lessons
 

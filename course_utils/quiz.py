@@ -39,6 +39,7 @@ from typing import Any
 import yaml
 
 from .paths import data_dir
+from .yaml_files import DuplicateKeyError, load_unique_yaml
 
 BANK_KEYS = {"title", "questions"}
 QUESTION_KEYS = {"id", "prompt", "kind", "options"}
@@ -54,39 +55,6 @@ WRONG_TEXT = "Not quite."
 
 class QuizBankError(ValueError):
     """A quiz bank file is malformed; the message names the file and the question."""
-
-
-class DuplicateKeyError(yaml.YAMLError):
-    """A YAML mapping holds the same key twice (``key``, 1-based ``line`` and ``first_line``)."""
-
-    def __init__(self, key: Any, line: int, first_line: int):
-        self.key, self.line, self.first_line = key, line, first_line
-        super().__init__(f"line {line}: duplicate key {key!r} (first on line {first_line})")
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that raises ``DuplicateKeyError`` on a key written twice in one mapping.
-
-    PyYAML keeps the last value of a duplicated key without a word, so ``correct:`` written twice
-    (or two ``text:`` in one option) would silently change the key of a question. Merge keys
-    (``<<: *anchor``) may still be overridden, as YAML allows.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        if isinstance(node, yaml.MappingNode):
-            first_line: dict[Any, int] = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                line = key_node.start_mark.line + 1
-                try:
-                    if key in first_line:
-                        raise DuplicateKeyError(key, line, first_line[key])
-                    first_line[key] = line
-                except TypeError:  # an unhashable key: SafeLoader reports it below
-                    continue
-        return super().construct_mapping(node, deep=deep)
 
 
 @dataclass(frozen=True)
@@ -145,7 +113,7 @@ def load_bank(name_or_path: str | Path) -> Bank:
         raise FileNotFoundError(f"quiz bank {path} does not exist")
     where = path.name
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+        raw = load_unique_yaml(path.read_text(encoding="utf-8"))
     except DuplicateKeyError as err:
         raise QuizBankError(
             f"{where}, line {err.line}: key {err.key!r} appears twice in the same mapping (first on line "

@@ -127,6 +127,23 @@ def test_a_lesson_without_minutes_is_refused(tmp_path, monkeypatch):
         load_course_map()
 
 
+def test_a_key_written_twice_is_refused_with_its_line(tmp_path, monkeypatch):
+    plant_course(tmp_path, [("00_a.ipynb", 10), ("01_b.ipynb", 20)], present=set())
+    path = tmp_path / "data" / "course_map.yaml"
+    text = path.read_text(encoding="utf-8").replace("minutes: 20", "minutes: 20\n  minutes: 2")
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("COURSE_ROOT", str(tmp_path))
+    with pytest.raises(ValueError, match=r"course_map.yaml, line \d+: key 'minutes' appears twice"):
+        load_course_map()
+
+
+def test_a_lesson_listed_twice_is_refused(tmp_path, monkeypatch):
+    plant_course(tmp_path, [("00_a.ipynb", 10), ("00_a.ipynb", 20)], present=set())
+    monkeypatch.setenv("COURSE_ROOT", str(tmp_path))
+    with pytest.raises(ValueError, match="repeats the file '00_a.ipynb'"):
+        load_course_map()
+
+
 @pytest.mark.parametrize(
     ("minutes", "text"), [(45, "45 min"), (60, "1 h"), (100, "1 h 40 min"), (580, "9 h 40 min")]
 )
