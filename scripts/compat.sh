@@ -43,7 +43,10 @@ EOF
 env="OMP_WAIT_POLICY=PASSIVE COURSE_PROFILE=ci COURSE_OFFLINE=1 PYTHONPATH=$PWD/tests/offline:$PWD MPLBACKEND=Agg"
 cache="$(mktemp -d)"
 status=0
-env $env COURSE_CACHE="$cache" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests || status=1
+# test_lab.py and test_browser.py start `make lab`, which sets up the course's own pinned environment
+# (constraints.txt), not the one built here: they test the course's set-up, not the library versions.
+env $env COURSE_CACHE="$cache" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests \
+    --ignore tests/test_lab.py --ignore tests/test_browser.py || status=1
 # shellcheck disable=SC2086
 env $env COURSE_CACHE="$cache" COURSE_SHOW_KEYS=1 "$venv/bin/python" -m pytest -q -p no:cacheprovider \
     --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
