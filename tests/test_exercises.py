@@ -37,8 +37,16 @@ def test_unsolved_exercise_is_reported_and_replaced_in_a_learner_run(learner, ca
     assert 'show_solution("area")' in out
     assert ns["area"] is library, "later cells must use the library's version"
     assert ns["show_solution"] is show_solution, "the message tells the learner to run it"
-    run_checks(ns)  # the next run of the check passes with the fallback in place
-    assert "area agrees" in capsys.readouterr().out
+    run_checks(ns)  # the next run of the check passes with the fallback in place, and says whose version it is
+    out = capsys.readouterr().out
+    assert "area agrees" in out
+    assert "`area` is still the library's version" in out and "not yours" in out
+
+
+def test_a_solved_exercise_is_checked_without_the_stand_in_note(learner, capsys):
+    ns = namespace(lambda boxes: "library")  # the learner's own, right answer (not the fallback object)
+    run_checks(ns)
+    assert "still the library's version" not in capsys.readouterr().out
 
 
 def test_unsolved_exercise_fails_in_a_graded_run(graded):
