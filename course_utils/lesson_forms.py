@@ -50,6 +50,12 @@ LEARNER_ONLY_TEXT = {
 DRAWS = re.compile(r"plt\.show\(|\bplot_\w+\(|\bshow_samples\(|\b(IoUPlayground|NMSExplorer|AnchorExplorer)\(")
 LOW_DPI = re.compile(r"\bdpi\s*=\s*([0-9]+)")
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml")
+# Readable cells: a code cell holds at most MAX_CODE_LINES non-blank lines (nbgrader's marker lines
+# not counted; in the setup cell, the lines below BOOTSTRAP_END), a markdown cell MAX_WORDS words.
+BOOTSTRAP_END = "# --- end of bootstrap ---"
+MAX_CODE_LINES = 15
+MAX_WORDS = 200
+_MARKER_LINE = re.compile(r"^\s*### (BEGIN|END) (SOLUTION|HIDDEN TESTS)\s*$")
 
 
 def source_of(cell: Mapping[str, Any]) -> str:
@@ -160,6 +166,26 @@ def figure_problems(nb: Mapping[str, Any]) -> list[str]:
         )
         if DRAWS.search(source) and not has_image:
             problems.append(f"cell {number}: draws a figure but its output holds no picture")
+    return problems
+
+
+def code_lines(source: str) -> int:
+    """Non-blank lines of a code cell that a reader reads: nbgrader's marker lines are not counted,
+    and in the setup cell only the lines below the bootstrap block (which ``make sync`` writes)."""
+    if BOOTSTRAP_END in source:
+        source = source.split(BOOTSTRAP_END, 1)[1]
+    return sum(1 for line in source.splitlines() if line.strip() and not _MARKER_LINE.match(line))
+
+
+def size_problems(nb: Mapping[str, Any]) -> list[str]:
+    """Cells too long to read in one glance: code over MAX_CODE_LINES lines, prose over MAX_WORDS words."""
+    problems = []
+    for number, cell in enumerate(nb["cells"], start=1):
+        source = source_of(cell)
+        if cell["cell_type"] == "code" and (lines := code_lines(source)) > MAX_CODE_LINES:
+            problems.append(f"cell {number}: {lines} lines of code (at most {MAX_CODE_LINES}; split it)")
+        if cell["cell_type"] == "markdown" and (words := len(source.split())) > MAX_WORDS:
+            problems.append(f"cell {number}: {words} words of prose (at most {MAX_WORDS}; split it)")
     return problems
 
 

@@ -37,7 +37,7 @@ from course_utils import lesson_forms  # noqa: E402
 
 NOTEBOOKS = ROOT / "notebooks"
 SOLVED = NOTEBOOKS / "solved"
-BOOTSTRAP_END = "# --- end of bootstrap ---"
+BOOTSTRAP_END = lesson_forms.BOOTSTRAP_END
 BADGE_RE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
 TIME_RE = re.compile(r"\*Time: about [0-9]+ minutes")
 
@@ -93,6 +93,7 @@ def form_problems() -> list[str]:
         nb = nbformat.read(path, as_version=4)
         problems += [f"solved/{path.name}: {p}" for p in lesson_forms.figure_problems(nb)]
         problems += [f"solved/{path.name}: {p}" for p in lesson_forms.solved_problems(nb)]
+        problems += [f"solved/{path.name}: {p}" for p in lesson_forms.size_problems(nb)]
     for target in learner_paths():
         nb = nbformat.read(target, as_version=4)
         problems += [f"{target.name}: {p}" for p in lesson_forms.learner_problems(nb)]

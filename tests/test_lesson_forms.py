@@ -133,6 +133,35 @@ def test_solved_lesson_shows_no_harness_text_and_every_answer(path):
     assert lesson_forms.solved_problems(nbformat.read(path, as_version=4)) == []
 
 
+@pytest.mark.parametrize("path", SOLVED, ids=lambda p: p.name)
+def test_solved_lesson_cells_are_short(path):
+    assert lesson_forms.size_problems(nbformat.read(path, as_version=4)) == []
+
+
+def test_size_check_catches_a_long_code_cell_and_a_long_prose_cell():
+    short = "\n".join(f"x{i} = {i}" for i in range(lesson_forms.MAX_CODE_LINES))
+    long = short + "\nx = 0"
+    prose = " ".join(["word"] * lesson_forms.MAX_WORDS)
+    nb = nbformat.v4.new_notebook(cells=[code(short), nbformat.v4.new_markdown_cell(prose)])
+    assert lesson_forms.size_problems(nb) == []
+    nb.cells += [code(long), nbformat.v4.new_markdown_cell(prose + " more")]
+    problems = lesson_forms.size_problems(nb)
+    assert problems == [
+        f"cell 3: {lesson_forms.MAX_CODE_LINES + 1} lines of code (at most {lesson_forms.MAX_CODE_LINES}; split it)",
+        f"cell 4: {lesson_forms.MAX_WORDS + 1} words of prose (at most {lesson_forms.MAX_WORDS}; split it)",
+    ]
+
+
+def test_size_check_skips_blank_lines_markers_and_the_bootstrap_block():
+    bootstrap = "\n".join(f"line{i} = {i}" for i in range(30)) + f"\n{lesson_forms.BOOTSTRAP_END}\n"
+    body = "\n\n".join(f"y{i} = {i}" for i in range(lesson_forms.MAX_CODE_LINES - 2))
+    solution = f"### BEGIN SOLUTION\n{body}\n### END SOLUTION\nz = 1\n"
+    assert lesson_forms.code_lines(bootstrap + solution) == lesson_forms.MAX_CODE_LINES - 1
+    assert lesson_forms.size_problems(nbformat.v4.new_notebook(cells=[code(bootstrap + solution)])) == []
+    planted = bootstrap + solution + "\n".join(f"w{i} = 0" for i in range(3))
+    assert lesson_forms.size_problems(nbformat.v4.new_notebook(cells=[code(planted)]))
+
+
 def test_solved_check_catches_an_answer_left_waiting():
     from course_utils.prompts import WAITING
 
