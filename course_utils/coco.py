@@ -50,20 +50,38 @@ from torchvision.datasets import CocoDetection, wrap_dataset_for_transforms_v2
 from torchvision.ops import box_convert
 from torchvision.transforms.v2 import functional as TF
 
+from course_utils.boxes import as_box_tensor
 from course_utils.data import CLASSES, check_target
 
 ANNOTATIONS_FILE = "annotations.json"
 IMAGES_DIR = "images"
 
 
-def xyxy_to_xywh(boxes: torch.Tensor) -> torch.Tensor:
-    """[N, 4] ``(x1, y1, x2, y2)`` -> [N, 4] COCO ``(x, y, width, height)`` (plain tensor)."""
-    return box_convert(torch.as_tensor(boxes).as_subclass(torch.Tensor), in_fmt="xyxy", out_fmt="xywh")
+def xyxy_to_xywh(boxes: torch.Tensor, *, check: bool = True) -> torch.Tensor:
+    """[N, 4] ``(x1, y1, x2, y2)`` -> [N, 4] COCO ``(x, y, width, height)`` (plain float tensor).
+
+    With ``check`` (the default) boxes that are not XYXY boxes raise ``ValueError`` naming ``boxes``:
+    NaN or infinite coordinates, ``x2 < x1`` or ``y2 < y1`` (often ``(x, y, w, h)`` boxes already).
+    ``check=False`` converts whatever it is given (to show what an unchecked mistake does).
+    """
+    boxes = as_box_tensor(torch.as_tensor(boxes), "boxes", valid=check, allow_empty=True)
+    return box_convert(boxes, in_fmt="xyxy", out_fmt="xywh")
 
 
 def xywh_to_xyxy(boxes: torch.Tensor) -> torch.Tensor:
-    """[N, 4] COCO ``(x, y, width, height)`` -> [N, 4] ``(x1, y1, x2, y2)`` (plain tensor)."""
-    return box_convert(torch.as_tensor(boxes).as_subclass(torch.Tensor), in_fmt="xywh", out_fmt="xyxy")
+    """[N, 4] COCO ``(x, y, width, height)`` -> [N, 4] ``(x1, y1, x2, y2)`` (plain float tensor).
+
+    Raises ``ValueError`` naming ``boxes`` for NaN or infinite values and negative widths or heights.
+    """
+    boxes = as_box_tensor(torch.as_tensor(boxes), "boxes")
+    bad = ~torch.isfinite(boxes).all(dim=1) | (boxes[:, 2:] < 0).any(dim=1)
+    if bad.any():
+        first = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"boxes must hold COCO (x, y, width, height) boxes with finite values and width, height >= 0; "
+            f"{int(bad.sum())} of {len(boxes)} do not, the first is box {first} = {boxes[first].tolist()}"
+        )
+    return box_convert(boxes, in_fmt="xywh", out_fmt="xyxy")
 
 
 def _image_to_uint8(image: Any, where: str) -> np.ndarray:

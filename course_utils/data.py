@@ -47,6 +47,8 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
+from .boxes import check_valid_boxes
+
 CLASSES: tuple[str, ...] = ("background", "circle", "square", "triangle")
 """Class names; the index is the label. 0 is the background (never a label of a box)."""
 
@@ -640,13 +642,15 @@ def clip_boxes(boxes: torch.Tensor, canvas_size: tuple[int, int], *, where: str 
     """Clip XYXY boxes [N, 4] to an image of ``canvas_size`` (H, W), warning with the count clipped.
 
     The one sanctioned way to fix boxes that stick out of their image: it never drops a box and
-    always says how many it changed (``where`` names them in the warning). Returns a new tensor of
+    always says how many it changed (``where`` names them in the warning). Boxes that are not boxes
+    (NaN, or corners in the wrong order, e.g. ``(x, y, w, h)``) raise ``ValueError`` instead. Returns a new tensor of
     the same type (``BoundingBoxes`` stay ``BoundingBoxes``).
     """
     h, w = canvas_size
     plain = torch.as_tensor(boxes).as_subclass(torch.Tensor)
     if plain.ndim != 2 or plain.shape[-1] != 4:
         raise ValueError(f"{where}: expected boxes of shape [N, 4], got {tuple(plain.shape)}")
+    check_valid_boxes(plain, where, allow_empty=True)  # clipping NaN or swapped corners would hide them
     upper = torch.tensor([w, h, w, h], dtype=plain.dtype)
     clipped = torch.minimum(torch.clamp(plain, min=0), upper)
     changed = int((clipped != plain).any(dim=1).sum())

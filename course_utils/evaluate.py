@@ -8,7 +8,6 @@
   scores it with pycocotools' ``COCOeval``; ``coco_evaluate_predictions(gt, predictions)`` scores
   predictions made elsewhere. Both return a ``CocoResult``: AP at IoU .50:.95, AP50, AP75, AP for
   small/medium/large objects, AP per class, and the precision array for precision-recall plots.
-
 The ground truth is built in memory in COCO's format from any dataset that yields the course's
 samples ``(image, {"boxes": [N, 4] XYXY px, "labels": [N], "image_id": int})``: one COCO image
 per sample (its width and height from the image tensor), one annotation per box with
@@ -110,7 +109,7 @@ def paired_iou(pred: Tensor, target: Tensor) -> Tensor:
     ious, n_invalid = _paired_iou(pred, target)
     if n_invalid:
         warnings.warn(
-            f"paired_iou: {n_invalid} of {len(ious)} predicted boxes have x2 < x1 or y2 < y1; "
+            f"paired_iou: {n_invalid} of {len(ious)} predicted boxes in pred have x2 < x1 or y2 < y1; "
             "their IoU counts as 0",
             stacklevel=2,
         )
@@ -167,7 +166,8 @@ def localization_metrics(
             ``course_utils.data.single_object_collate`` (``(images, targets)`` pairs with one
             box per target work too).
         device: where to run the model.
-        coords: the box encoding of a model's ``box_out`` (``"normalized"`` or ``"pixels"``).
+        coords: the box encoding of a model's ``box_out`` (``"normalized"``, ``"pixels"`` or
+            ``"center_log"``; see ``course_utils.single_stage.COORDS``).
         progress: show a progress bar.
 
     Returns:
@@ -482,7 +482,7 @@ def _detections(
                 f"{sorted(known_labels)}; label 0 is the background and never a detection)"
             )
         for box, score, label in zip(
-            xyxy_to_xywh(boxes).tolist(), scores.tolist(), labels.tolist(), strict=True
+            xyxy_to_xywh(boxes, check=check_boxes).tolist(), scores.tolist(), labels.tolist(), strict=True
         ):
             results.append({"image_id": image_id, "category_id": int(label), "bbox": box, "score": score})
     return results
@@ -675,3 +675,8 @@ def coco_evaluate(
         raise ValueError("the loader yielded no image: there is nothing to evaluate")
     coco_gt = builder.build(_class_names_of(dataset, class_names))
     return _run_cocoeval(coco_gt, _detections(coco_gt, predictions), verbose)
+
+
+# --------------------------------------------------------------------------------------------
+# Failure analysis: which objects are missed, which confident detections are wrong
+# --------------------------------------------------------------------------------------------

@@ -21,11 +21,21 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import box_area, box_iou, nms
 
+from .boxes import as_box_tensor
 from .graded_quiz import grade_number
+
+
+def _one_box(box: Any, name: str) -> torch.Tensor:
+    """``box`` as a valid xyxy tensor [1, 4] (one box), or a ValueError naming ``name``."""
+    box = as_box_tensor(box, name, valid=True)
+    if len(box) != 1:
+        raise ValueError(f"{name} must hold exactly one box, shape [1, 4]; got {len(box)} boxes")
+    return box
 
 
 def grade_iou(answer: Any, box_a: torch.Tensor, box_b: torch.Tensor, name: str = "answer") -> None:
     """Grade the IoU of two ``[1, 4]`` xyxy boxes (tolerance 0.01), explained by areas and overlap."""
+    box_a, box_b = _one_box(box_a, "box_a"), _one_box(box_b, "box_b")
     area_a, area_b = box_area(box_a)[0].item(), box_area(box_b)[0].item()
     sides = torch.min(box_a[0, 2:], box_b[0, 2:]) - torch.max(box_a[0, :2], box_b[0, :2])
     overlap = sides.clamp(min=0).prod().item()
@@ -42,8 +52,11 @@ def nms_steps(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> tu
     """The boxes ``torchvision.ops.nms`` keeps, and one sentence per box on why it stays or goes.
 
     The sentences follow greedy NMS from the highest score down; a box that goes is blamed on the
-    kept box it overlaps most.
+    kept box it overlaps most. ``boxes`` [N, 4] xyxy, ``scores`` [N].
     """
+    boxes = as_box_tensor(boxes, "boxes", valid=True)
+    if not torch.is_tensor(scores) or scores.shape != (len(boxes),) or not torch.isfinite(scores).all():
+        raise ValueError(f"scores must be a tensor [{len(boxes)}] of finite numbers, one per box")
     kept = nms(boxes, scores, threshold).tolist()
     iou = box_iou(boxes, boxes)
     so_far: list[int] = []
@@ -101,6 +114,7 @@ def grade_width_target(
     answer: Any, anchor: torch.Tensor, ground_truth: torch.Tensor, name: str = "answer"
 ) -> None:
     """Grade the width target dw of a ``[1, 4]`` ground truth against a ``[1, 4]`` anchor (tolerance 0.01)."""
+    anchor, ground_truth = _one_box(anchor, "anchor"), _one_box(ground_truth, "ground_truth")
     targets = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0)).encode_single(ground_truth, anchor)[0]
     w_a = (anchor[0, 2] - anchor[0, 0]).item()
     w_gt = (ground_truth[0, 2] - ground_truth[0, 0]).item()

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from matplotlib import patheffects
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import Tensor
@@ -37,9 +38,13 @@ from torchvision.ops import batched_nms, box_iou, clip_boxes_to_image, generaliz
 
 from .boxes import as_box_tensor
 from .data import CLASSES
+from .images import check_pixel_range
 from .viz import draw_boxes
 
 BoxLike = Sequence[float]
+# The IoU playground's intersection: orange of the Okabe-Ito palette, hatched, apart from the colours of
+# boxes A and B (classes 1 and 2 in course_utils.viz.class_colour).
+_INTERSECTION = "#E69F00"
 
 
 # --------------------------------------------------------------------------------------------
@@ -85,12 +90,14 @@ def select_detections(
     Returns:
         int64 [K] indices into ``boxes``, in decreasing order of score.
     """
-    boxes = as_box_tensor(boxes).detach().cpu()
+    boxes = as_box_tensor(boxes, "boxes", valid=True, allow_empty=True).detach().cpu()
     scores = torch.as_tensor(scores).detach().float().cpu()
     if scores.shape != (boxes.shape[0],):
         raise ValueError(
             f"scores must have shape [{boxes.shape[0]}] (one per box), got {tuple(scores.shape)}"
         )
+    if not torch.isfinite(scores).all():
+        raise ValueError("scores must be finite numbers; NaN or infinite scores have no order for NMS")
     if labels is not None:
         labels = torch.as_tensor(labels).detach().cpu()
         if labels.shape != (boxes.shape[0],):
@@ -148,7 +155,7 @@ def jittered_candidates(
         ``object_index`` int64 [K] (the ground-truth object a candidate came from, -1 for a
         false alarm), with K = M * per_object + n_background.
     """
-    gt = as_box_tensor(boxes).detach().cpu()
+    gt = as_box_tensor(boxes, "boxes", valid=True).detach().cpu()
     labels = torch.as_tensor(labels).long().cpu()
     if labels.shape != (gt.shape[0],):
         raise ValueError(f"labels must have shape [{gt.shape[0]}] (one per box), got {tuple(labels.shape)}")
@@ -204,6 +211,7 @@ def _check_image(image: Tensor | None) -> Tensor | None:
     if not isinstance(image, Tensor) or image.dim() != 3 or image.shape[0] not in (1, 3):
         shape = tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__
         raise ValueError(f"image must be a float tensor of shape [3, H, W] (or [1, H, W]), got {shape}")
+    check_pixel_range(image, "image")  # clamping a 0..255 float image would turn it white
     return image.detach().float().cpu().clamp(0, 1).expand(3, -1, -1).as_subclass(Tensor)
 
 
@@ -348,22 +356,30 @@ class IoUPlayground:
     # -- drawing -----------------------------------------------------------------------------
 
     def render(self) -> bytes:
-        """Draw both boxes, their intersection (filled) and the smallest enclosing box (dotted)."""
+        """Draw both boxes, their intersection (hatched) and the smallest enclosing box C (dashed)."""
         fig = self._figure
         fig.clear()
         ax = fig.subplots()
         size = self.canvas_size
         (ax1, ay1, ax2, ay2), (bx1, by1, bx2, by2) = self.box_a, self.box_b
         ex1, ey1, ex2, ey2 = min(ax1, bx1), min(ay1, by1), max(ax2, bx2), max(ay2, by2)
-        ax.add_patch(Rectangle((ex1, ey1), ex2 - ex1, ey2 - ey1, fill=False, ls=":", ec="grey", lw=1))
         ix1, iy1, ix2, iy2 = max(ax1, bx1), max(ay1, by1), min(ax2, bx2), min(ay2, by2)
         if ix2 > ix1 and iy2 > iy1:
-            ax.add_patch(Rectangle((ix1, iy1), ix2 - ix1, iy2 - iy1, color="#3cb44b", alpha=0.45, lw=0))
+            ax.add_patch(
+                Rectangle((ix1, iy1), ix2 - ix1, iy2 - iy1, fc=_INTERSECTION, ec="black", alpha=0.6, lw=0, hatch="//")
+            )
         draw_boxes(ax, self._image, [self.box_a, self.box_b], [1, 2], class_names=("", "A", "B"), fontsize=10)
+        enclosing = Rectangle((ex1, ey1), ex2 - ex1, ey2 - ey1, fill=False, ls="--", ec="white", lw=1.5)
+        enclosing.set_path_effects([patheffects.withStroke(linewidth=3, foreground="black")])
+        ax.add_patch(enclosing)  # drawn last, so that the boxes' outlines do not hide it
         ax.set_axis_on()
         ax.set_xlim(0, size)
         ax.set_ylim(size, 0)  # image convention: y grows downwards
-        ax.set_title(f"IoU = {self.iou:.3f}   GIoU = {self.giou:.3f}")
+        ax.set_title(
+            f"IoU = {self.iou:.3f}   GIoU = {self.giou:.3f}\n"
+            "hatched: intersection   dashed: enclosing box C",
+            fontsize=10,
+        )
         ax.set_xlabel("x (pixels)")
         ax.set_ylabel("y (pixels)")
         ax.set_aspect("equal")
@@ -425,7 +441,7 @@ class NMSExplorer:
     ):
         import ipywidgets as widgets
 
-        self.boxes = as_box_tensor(boxes).detach().cpu()
+        self.boxes = as_box_tensor(boxes, "boxes", valid=True, allow_empty=True).detach().cpu()
         n = self.boxes.shape[0]
         self.scores = torch.as_tensor(scores).detach().float().cpu()
         if self.scores.shape != (n,):

@@ -19,6 +19,7 @@ of the boxes: a box ``[x1, y1, x2, y2]`` is drawn exactly around the pixels it c
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
 from course_utils.data import CLASSES
+from course_utils.images import check_pixel_range
 
 # Okabe and Ito's colour-blind-safe palette, strongest colours first (black is left out: it draws text
 # and outlines; yellow comes last, it is faint on white).
@@ -72,9 +74,8 @@ def _image_array(image: Any) -> np.ndarray:
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
         raise ValueError(f"image: expected [H, W], [H, W, 3] or [3, H, W], got shape {array.shape}")
     if array.dtype.kind == "f":
-        if not np.isfinite(array).all():
-            raise ValueError("image: contains NaN or infinite values")
-        array = np.clip(array, 0.0, 1.0)
+        check_pixel_range(array, "image")
+        array = np.clip(array, 0.0, 1.0)  # only rounding overshoot is left to clip
     return array
 
 
@@ -133,7 +134,9 @@ def draw_boxes(
 
     Raises:
         ValueError: NaN or infinite values in boxes or scores (naming the box), a label outside
-            ``class_names``, mismatched lengths.
+            ``class_names``, mismatched lengths, a float image outside [0, 1] (e.g. 0..255).
+
+    Boxes with x2 < x1 or y2 < y1 are drawn from their corners as given, with a warning.
     """
     xyxy = _as_xyxy(boxes)
     n = len(xyxy)
@@ -144,6 +147,15 @@ def draw_boxes(
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(
             f"boxes: box {i} is {xyxy[i].tolist()}; expected finite numbers (NaN in predictions?)"
+        )
+    inverted = (xyxy[:, 2] < xyxy[:, 0]) | (xyxy[:, 3] < xyxy[:, 1])
+    if inverted.any():  # drawn as given (an untrained head's boxes are worth seeing), never silently
+        i = int(np.flatnonzero(inverted)[0])
+        warnings.warn(
+            f"draw_boxes: {int(inverted.sum())} of {n} boxes have x2 < x1 or y2 < y1 (the first is box {i} = "
+            f"{xyxy[i].tolist()}); they are drawn from their corners as given. If they are (x, y, w, h) boxes, convert them with "
+            "torchvision.ops.box_convert(boxes, 'xywh', 'xyxy')",
+            stacklevel=2,
         )
     if scores_np is not None and not np.isfinite(scores_np).all():
         i = int(np.flatnonzero(~np.isfinite(scores_np))[0])

@@ -26,6 +26,7 @@ from course_utils.evaluate import (
     localization_metrics,
     paired_iou,
 )
+from course_utils.failure_analysis import failure_records
 
 CPU = torch.device("cpu")
 CLASSES = ("background", "circle", "square", "triangle")
@@ -464,3 +465,76 @@ def test_repeated_class_names_stay_distinct() -> None:
     assert result.class_names == ("person", "N/A (id 2)", "car", "N/A (id 4)")
     assert result.per_class["car"] == pytest.approx(1.0)
     assert math.isnan(result.per_class["N/A (id 4)"])
+
+
+# ---- failure analysis (course_utils.failure_analysis, on the datasets above) ---------------------
+
+
+def _prediction(boxes, labels, scores):
+    return {
+        "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        "labels": torch.tensor(labels, dtype=torch.int64),
+        "scores": torch.tensor(scores, dtype=torch.float32),
+    }
+
+
+def test_failure_records_match_one_detection_per_object_best_score_first() -> None:
+    dataset = ListDataset(
+        {
+            0: (
+                [[0, 0, 20, 20], [10, 10, 30, 30], [50, 50, 54, 54]],
+                [1, 1, 2],
+            ),  # two overlapping circles, a tiny square
+            1: ([], []),
+        }
+    )
+    predictions = [
+        _prediction(
+            [[0, 0, 20, 20], [0, 0, 20, 21], [10, 10, 30, 30], [50, 50, 54, 54], [60, 0, 70, 10]],
+            [1, 1, 3, 2, 1],
+            [0.9, 0.95, 0.8, 0.3, 0.7],  # the square's detection is below the score threshold
+        ),
+        _prediction([[5, 5, 15, 15]], [2], [0.6]),
+    ]
+    records = failure_records(dataset, predictions)
+    assert [o["found"] for o in records.objects] == [True, False, False]
+    assert [o["overlapped"] for o in records.objects] == [2, 2, 1]
+    assert [o["size"] for o in records.objects] == pytest.approx([20.0, 20.0, 4.0])
+    assert records.objects[1]["best_iou"] < 0.2, "the box right on it names another class"
+    # best score first: 0.95 claims the first circle, 0.9 (a duplicate) is a false positive
+    assert [(d["score"], d["correct"]) for d in records.detections] == [
+        (pytest.approx(0.95), True),
+        (pytest.approx(0.9), False),
+        (pytest.approx(0.8), False),
+        (pytest.approx(0.7), False),
+        (pytest.approx(0.6), False),
+    ]
+    assert [d["overlapped"] for d in records.detections] == [2, 2, 2, 0, 0]
+    assert len(records.missed) == 2 and len(records.false_positives) == 4
+
+
+def test_failure_summary_and_table() -> None:
+    dataset = ListDataset({0: ([[0, 0, 20, 20], [10, 10, 30, 30], [50, 50, 54, 54]], [1, 1, 2])})
+    records = failure_records(dataset, [_prediction([[0, 0, 20, 20]], [1], [0.9])])
+    summary = records.summary()
+    assert list(summary) == ["all objects", "missed objects", "false positives"]
+    everyone, missed, wrong = summary.values()
+    assert everyone["count"] == 3 and everyone["median_size"] == pytest.approx(20.0)
+    assert everyone["circle"] == pytest.approx(2 / 3) and everyone["crowded"] == pytest.approx(2 / 3)
+    assert missed["count"] == 2 and missed["small"] == pytest.approx(0.5) and missed["overlapped"] == 1.5
+    assert wrong["count"] == 0 and math.isnan(wrong["median_size"]) and math.isnan(wrong["circle"])
+    table = records.table()
+    assert table.splitlines()[0].split()[:2] == ["count", "median"]
+    assert "missed objects" in table and "false positives" in table and "triangle" in table
+
+
+def test_failure_records_check_their_inputs() -> None:
+    dataset = ListDataset(GT)
+    with pytest.raises(ValueError, match="4 images"):
+        failure_records(dataset, [_prediction([], [], [])])
+    plain = [dataset[i] for i in range(len(dataset))]
+    with pytest.raises(ValueError, match="class_names"):
+        failure_records(plain, [_prediction([], [], [])] * len(plain))
+    assert (
+        len(failure_records(plain, [_prediction([], [], [])] * len(plain), class_names=CLASSES).missed) == 5
+    )

@@ -93,8 +93,17 @@ def test_draw_boxes_bad_image():
     _, ax = plt.subplots()
     with pytest.raises(ValueError, match="image: expected"):
         draw_boxes(ax, torch.rand(5, 8, 8), [[0, 0, 1, 1]])
-    with pytest.raises(ValueError, match="image: contains NaN"):
+    with pytest.raises(ValueError, match="image holds NaN"):
         draw_boxes(ax, torch.full((3, 8, 8), float("nan")), [[0, 0, 1, 1]])
+    with pytest.raises(ValueError, match="image must hold floats in \\[0, 1\\], got values up to"):
+        draw_boxes(ax, torch.rand(3, 8, 8) * 255, [[0, 0, 1, 1]])  # a 0..255 image would be drawn white
+
+
+def test_draw_boxes_warns_about_inverted_boxes_and_draws_them_as_given():
+    _, ax = plt.subplots()
+    with pytest.warns(UserWarning, match="1 of 2 boxes have x2 < x1 or y2 < y1"):
+        draw_boxes(ax, None, [[0, 0, 4, 4], [6, 6, 2, 2]])
+    assert len(ax.patches) == 2
 
 
 def test_show_samples_grid():
