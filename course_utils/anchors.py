@@ -37,6 +37,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops import box_iou
 
 from .boxes import as_box_tensor
+from .images import check_pixel_range
 
 __all__ = [
     "RPN_BOX_WEIGHTS",
@@ -231,6 +232,8 @@ def assign_targets(
         weights: the BoxCoder's weights for (dx, dy, dw, dh).
     """
     anchors = _as_boxes(anchors, "anchors", allow_empty=True)
+    if len(anchors) == 0:
+        raise ValueError("anchors is empty: an image needs at least one anchor to match its objects to")
     boxes = _as_boxes(boxes, "boxes").to(anchors.dtype)
     if labels is None:
         labels = torch.ones(len(boxes), dtype=torch.int64)
@@ -324,7 +327,10 @@ def shape_iou(wh_a: Tensor, wh_b: Tensor) -> Tensor:
 
 
 def best_shape_iou(wh: Tensor, anchor_wh: Tensor) -> Tensor:
-    """For each object shape [N, 2], the best shape IoU with any anchor shape [K, 2]: Tensor [N]."""
+    """For each object shape [N, 2], the best shape IoU with any anchor shape [K, 2], K >= 1: Tensor [N]."""
+    wh, anchor_wh = _as_wh(wh, "wh"), _as_wh(anchor_wh, "anchor_wh")
+    if len(anchor_wh) == 0:
+        raise ValueError("anchor_wh is empty: give at least one anchor shape [K, 2], K >= 1")
     return shape_iou(wh, anchor_wh).max(dim=1).values
 
 
@@ -334,6 +340,8 @@ def best_anchor_iou(boxes: Tensor, anchors: Tensor) -> Tensor:
     ``boxes`` must be finite XYXY with x2 > x1 and y2 > y1 (``ValueError`` names the first bad box).
     """
     boxes, anchors = _as_boxes(boxes, "boxes"), _as_boxes(anchors, "anchors", allow_empty=True)
+    if len(anchors) == 0:
+        raise ValueError("anchors is empty: give at least one placed anchor [A, 4], A >= 1")
     if len(boxes) == 0:
         return torch.zeros(0)
     return box_iou(boxes, anchors.to(boxes.dtype)).max(dim=1).values
@@ -387,6 +395,8 @@ def kmeans_anchor_shapes(
         center: how a cluster's shape is updated: ``"median"`` (robust) or ``"mean"``.
     """
     wh = _as_wh(wh, "wh")
+    if len(wh) == 0:
+        raise ValueError("wh is empty: k-means needs at least k object shapes [N, 2]")
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= len(wh):
         raise ValueError(f"k must be an int between 1 and the number of shapes ({len(wh)}), got {k!r}")
     if center not in ("median", "mean"):
@@ -456,7 +466,8 @@ class AnchorExplorer:
     ``update(sizes=..., ratios=..., stride=..., row=..., col=...)`` changes the settings and
     redraws; moving a slider calls the same method. The numbers come from plain properties:
     ``anchors`` (torchvision's ``AnchorGenerator`` shapes at the current location), ``grid_size``,
-    ``center``, ``total_anchors``, ``best_iou()``; ``summary()`` is the text under the picture.
+    ``center``, ``total_anchors``, ``best_iou()`` (this location), ``best_iou_anywhere()`` (every
+    location); ``summary()`` is the text under the picture.
 
     Sizes and ratios are picked in the widget as contiguous ranges of ``SIZE_CHOICES`` and
     ``RATIO_CHOICES`` (range sliders); ``update`` accepts any positive values.
@@ -558,10 +569,18 @@ class AnchorExplorer:
         return anchors_at(self.center, self.state.sizes, self.state.ratios)
 
     def best_iou(self) -> float | None:
-        """The best IoU of the current anchors with ``target_box`` (None without one)."""
+        """The best IoU of the current location's anchors with ``target_box`` (None without one)."""
         if self.target_box is None:
             return None
         return float(box_iou(self.target_box, self.anchors).max())
+
+    def best_iou_anywhere(self) -> float | None:
+        """The best IoU with ``target_box`` of any anchor of the whole feature map, every location
+        (``grid_anchors``) and not only the current one (None without a target box)."""
+        if self.target_box is None:
+            return None
+        every = grid_anchors((self.height, self.width), self.state.stride, self.state.sizes, self.state.ratios)
+        return float(box_iou(self.target_box, every).max())
 
     def summary(self) -> str:
         """The numbers under the picture, one per line."""
@@ -577,7 +596,8 @@ class AnchorExplorer:
         ]
         best = self.best_iou()
         if best is not None:
-            lines.append(f"best IoU with the object: {best:.2f}")
+            lines.append(f"best IoU with the object, this location: {best:.2f}")
+            lines.append(f"best IoU with the object, any location: {self.best_iou_anywhere():.2f}")
         return "\n".join(lines)
 
     # ---- changing the settings --------------------------------------------------------------
@@ -653,11 +673,19 @@ class AnchorExplorer:
         draw_boxes(ax, None, self.anchors, ratio_index, class_names=names, linewidth=1.8, show_text=False)
         handles = [Line2D([], [], color=class_colour(i), lw=2, label=names[i]) for i in range(1, len(names))]
         if self.target_box is not None:
+            anchor_patches = list(ax.patches)
+            best = int(box_iou(self.target_box, self.anchors)[0].argmax())
+            for k, patch in enumerate(anchor_patches):  # the best anchor thick, the others faint
+                patch.set_alpha(1.0 if k == best else 0.45)
+                patch.set_linewidth(4.0 if k == best else 1.4)
+                patch.set_zorder(4 if k == best else 2)
             draw_boxes(ax, None, self.target_box, linewidth=2.5, show_text=False)
             ax.patches[-1].set_edgecolor("white")
             ax.patches[-1].set_linestyle("--")
+            ax.patches[-1].set_zorder(5)  # the object on top of every anchor
+            handles.append(Line2D([], [], color="grey", lw=4, label="best anchor here (thick)"))
             handles.append(Line2D([], [], color="white", lw=2, linestyle="--", label="object"))
-        legend = ax.legend(handles=handles, loc="lower left", fontsize=7, framealpha=0.6)
+        legend = ax.legend(handles=handles, loc="lower left", fontsize=9, framealpha=0.6)
         legend.get_frame().set_facecolor("#333333")
         for text in legend.get_texts():
             text.set_color("white")
@@ -669,7 +697,7 @@ class AnchorExplorer:
         ax.set_xlabel("x (pixels)")
         ax.set_ylabel("y (pixels)")
         ratios = "/".join(f"{r:g}" for r in self.state.ratios)
-        ax.set_title(f"sizes {list(self.state.sizes)}, ratios h/w {ratios}, stride {s}", fontsize=10)
+        ax.set_title(f"sizes {list(self.state.sizes)}, ratios h/w {ratios}, stride {s}", fontsize=11)
         self.figure.tight_layout()
         return self.figure
 
@@ -751,4 +779,5 @@ def _as_image(image: Any) -> np.ndarray:
         )
     if image.dtype == np.uint8:
         return image.astype(np.float32) / 255.0
+    check_pixel_range(image, "image")  # a 0..255 float image would be clipped to white
     return np.clip(image.astype(np.float32), 0.0, 1.0)

@@ -8,6 +8,8 @@ of the model, so the shapes are measured, not written down:
     >>> plot_trace(trace)                                   # the same as a block diagram
 
 ``HookRecorder`` is the general tool underneath (any ``nn.Module``, any sub-module names);
+``level_strides`` gives each feature map's stride; ``box_counts`` says how many boxes one image
+has at each step, from anchors to detections;
 ``prediction_steps`` follows one image from the RPN's proposals to the final detections, for drawing.
 Shapes do not depend on the weights, so a randomly initialised model (``weights=None,
 weights_backbone=None``) gives the same trace as the pretrained one, offline.
@@ -473,6 +475,96 @@ def _describe(model: FasterRCNN, images: list[Tensor], out: dict[str, Any], trai
         )
     )
     return rows
+
+
+def level_strides(trace: PipelineTrace) -> dict[str, int]:
+    """The stride of each feature map of a trace: how many pixels of the padded batch lie between the
+    centres of two neighbouring cells, ``{"0": 4, "1": 8, ..., "pool": 64}``.
+
+    Each level is made from the one before by stride-2 steps, so strides are powers of two: the
+    power of two nearest to (batch height / rows). A 'pool' level of 13 rows on an 800-pixel batch has
+    stride 64, not 800 // 13 = 61: it keeps every other row of a 25-row level of stride 32, and its
+    last row reaches past the batch. (torchvision's ``AnchorGenerator`` spaces that level's anchors
+    ``800 // 13`` pixels apart all the same.)
+    """
+    height = trace.outputs["transform"][0].tensors.shape[-2]
+    features = trace.outputs["backbone"]
+    if isinstance(features, Tensor):
+        features = OrderedDict([("0", features)])
+    return {name: _stride(height, level.shape[-2]) for name, level in features.items()}
+
+
+def box_counts(model: FasterRCNN, trace: PipelineTrace, image: int = 0) -> dict[str, int]:
+    """How many boxes image ``image`` of an eval-mode trace has at each step, from anchors to detections.
+
+    The steps, as torchvision runs them in eval mode (``RegionProposalNetwork.filter_proposals`` and
+    ``RoIHeads.postprocess_detections``), keyed by a label that names the model's setting:
+
+    * every anchor of every feature map (fixed by the sizes of the batch and the feature maps);
+    * the RPN's ``pre_nms_top_n`` best-scored anchors per level (all of a level that has fewer);
+    * what is left after the RPN's NMS, run separately on each level (``batched_nms`` keyed by the
+      level), after clipping to the image, dropping tiny boxes and the RPN's own score threshold;
+    * the proposals: at most ``post_nms_top_n`` of those, the best-scored first;
+    * the box head's (proposal, class) boxes: one refined box per proposal and non-background class;
+    * those whose class probability passes ``score_thresh``;
+    * the final detections, after NMS per class and the ``detections_per_img`` cap.
+
+    Only the first step and the caps follow from the settings alone: the counts after a top-n
+    depend on the scores, so on the weights.
+
+    Args:
+        model: the model that made ``trace`` (its settings name the steps).
+        trace: ``trace_faster_rcnn(model, images)`` in eval mode.
+        image: which image of the traced batch.
+
+    Raises:
+        ValueError: a training-mode trace (it has no detections), or ``image`` out of range.
+    """
+    if trace.mode != "eval":
+        raise ValueError("box_counts needs an eval-mode trace (training mode returns losses, not detections)")
+    out = trace.outputs
+    proposals = out["rpn"][0]
+    if not 0 <= image < len(proposals):
+        raise ValueError(f"image must be in [0, {len(proposals) - 1}], got {image}")
+    per_level = [int(level[image].numel()) for level in out["rpn.head"][0]]  # anchors x cells, per level
+    rpn, heads = model.rpn, model.roi_heads
+    top_n, cap = rpn._pre_nms_top_n["testing"], rpn._post_nms_top_n["testing"]
+    first = sum(len(p) for p in proposals[:image])
+    logits = out["roi_heads.box_predictor"][0][first : first + len(proposals[image])]
+    class_probs = torch.softmax(logits, dim=-1)[:, 1:]  # background (column 0) dropped
+    return {
+        "anchors (every cell of every level)": sum(per_level),
+        f"RPN: best {top_n} per level (pre_nms_top_n)": sum(min(top_n, n) for n in per_level),
+        f"left after RPN NMS per level (IoU {rpn.nms_thresh:g})": _rpn_boxes_after_nms(model, trace, image),
+        f"proposals: at most {cap} (post_nms_top_n)": len(proposals[image]),
+        f"class boxes: proposals x {class_probs.shape[1]} classes": int(class_probs.numel()),
+        f"class boxes with score > {heads.score_thresh:g}": int((class_probs > heads.score_thresh).sum()),
+        f"detections (NMS {heads.nms_thresh:g} per class, at most {heads.detections_per_img})": len(
+            out["model"][image]["boxes"]
+        ),
+    }
+
+
+def _rpn_boxes_after_nms(model: FasterRCNN, trace: PipelineTrace, image: int) -> int:
+    """The RPN's boxes of one image after its per-level NMS, before the ``post_nms_top_n`` cap:
+    ``filter_proposals`` rerun on the traced head outputs with the cap lifted."""
+    from torchvision.models.detection.rpn import concat_box_prediction_layers
+
+    rpn, out = model.rpn, trace.outputs
+    objectness, deltas = out["rpn.head"]
+    one_objectness = [level[image : image + 1] for level in objectness]
+    one_deltas = [level[image : image + 1] for level in deltas]
+    per_level = [int(level[0].numel()) for level in one_objectness]
+    scores, box_deltas = concat_box_prediction_layers(one_objectness, one_deltas)
+    boxes = rpn.box_coder.decode(box_deltas, [out["rpn.anchor_generator"][image]]).view(1, -1, 4)
+    image_size = out["transform"][0].image_sizes[image]
+    saved = dict(rpn._post_nms_top_n)
+    rpn._post_nms_top_n["testing"] = boxes.shape[1]  # no cap
+    try:
+        kept, _ = rpn.filter_proposals(boxes, scores, [image_size], per_level)
+    finally:
+        rpn._post_nms_top_n = saved
+    return len(kept[0])
 
 
 # --------------------------------------------------------------------------------------------

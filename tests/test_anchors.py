@@ -306,3 +306,15 @@ def test_explorer_takes_a_tensor_image():
     assert ex.grid_size == (5, 8) and ex.best_iou() is None
     with pytest.raises(ValueError, match="image"):
         AnchorExplorer(torch.rand(2, 40, 60))
+
+
+def test_explorer_best_iou_anywhere_looks_at_every_location(explorer):
+    explorer.update(sizes=(32,), ratios=(1.0,), row=0, col=0)  # far from the object
+    anywhere = explorer.best_iou_anywhere()
+    every = grid_anchors((96, 128), 16, (32,), (1.0,))
+    assert anywhere == pytest.approx(float(box_iou(explorer.target_box, every).max()))
+    assert explorer.best_iou() < anywhere == pytest.approx(32 * 32 / (50 * 50))
+    assert "any location: 0.41" in explorer.summary()
+    best = int(box_iou(explorer.target_box, explorer.anchors)[0].argmax())
+    assert _anchor_patches(explorer)[best].get_linewidth() == 4.0  # the best anchor drawn thick
+    assert explorer.ax.patches[-1].get_zorder() > _anchor_patches(explorer)[best].get_zorder()

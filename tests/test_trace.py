@@ -11,6 +11,8 @@ from course_utils.faster_rcnn import small_faster_rcnn
 from course_utils.trace import (
     HookRecorder,
     PipelineTrace,
+    box_counts,
+    level_strides,
     plot_trace,
     prediction_steps,
     shapes_of,
@@ -136,6 +138,8 @@ def test_trace_training_mode_samples_proposals(small_model):
     assert 2 <= sampled <= 2 * 64  # box_batch_size_per_image = 64 per image
     assert trace.shape("losses") == "dict of 4 scalars"
     assert "detections (output)" not in [r.stage for r in trace]
+    with pytest.raises(ValueError, match="eval-mode trace"):
+        box_counts(small_model, trace)
 
 
 def test_trace_rejects_bad_input(small_model):
@@ -191,3 +195,42 @@ def test_plot_trace_draws_one_box_per_stage(small_model):
     texts = [t.get_text() for t in ax.texts]
     assert "RoIAlign features" in texts and trace.shape("box head") in texts
     plt.close(ax.figure)
+
+
+def test_level_strides_of_one_map_and_of_a_pyramid(small_model, resnet_fpn):
+    assert level_strides(trace_faster_rcnn(small_model, _images())) == {"0": 8}
+    # a tall photo: resized to 352 x 320, so level '3' has 11 rows and 'pool' 6
+    trace = trace_faster_rcnn(resnet_fpn, _images(1, (330, 300)))
+    assert level_strides(trace) == {"0": 4, "1": 8, "2": 16, "3": 32, "pool": 64}
+    features = trace.outputs["backbone"]
+    height = trace.outputs["transform"][0].tensors.shape[-2]
+    assert height == 352 and features["pool"].shape[-2] == 6
+    # 'pool' keeps every other cell of level '3' (features 64 px apart), while torchvision's
+    # AnchorGenerator spaces the anchors height // rows = 58 px apart
+    assert torch.equal(features["pool"], features["3"][..., ::2, ::2])
+    assert height // features["pool"].shape[-2] == 58
+
+
+def test_box_counts_follow_the_pipeline(small_model):
+    trace = trace_faster_rcnn(small_model, _images(2))
+    rpn = small_model.rpn
+    top_n, cap = rpn._pre_nms_top_n["testing"], rpn._post_nms_top_n["testing"]
+    for i in range(2):
+        counts = box_counts(small_model, trace, image=i)
+        anchors, best, after_nms, proposals, class_boxes, scored, detections = counts.values()
+        assert list(counts)[1] == f"RPN: best {top_n} per level (pre_nms_top_n)"
+        assert list(counts)[3] == f"proposals: at most {cap} (post_nms_top_n)"
+        assert anchors == len(trace.outputs["rpn.anchor_generator"][i]) == 16 * 16 * 9
+        assert best == min(top_n, anchors)
+        assert proposals == len(trace.outputs["rpn"][0][i]) == min(cap, after_nms) and after_nms <= best
+        assert class_boxes == proposals * 3  # 4 classes, background excluded
+        assert detections == len(trace.outputs["model"][i]["boxes"]) <= scored <= class_boxes
+    assert rpn._post_nms_top_n["testing"] == cap  # the cap lifted for counting is restored
+    with pytest.raises(ValueError, match="image must be"):
+        box_counts(small_model, trace, image=2)
+
+
+def test_box_counts_see_the_post_nms_cap(resnet_fpn):
+    trace = trace_faster_rcnn(resnet_fpn, _images(1, (320, 320)))
+    counts = list(box_counts(resnet_fpn, trace).values())
+    assert counts[3] == min(1000, counts[2]) and counts[4] == 90 * counts[3]
