@@ -11,6 +11,11 @@ experiment compares *target encodings* (``coords``):
 
 * ``"pixels"``     - box_out is the box ``(x1, y1, x2, y2)`` in pixels, about 0..S;
 * ``"normalized"`` - box_out is the same box divided by the image size, about 0..1;
+* ``"center_log"`` - box_out is ``(cx / S, cy / S, log(w / S), log(h / S))``: the centre,
+  normalised, and the log of the normalised size. Decoding takes ``exp`` of the size, which is
+  positive, so no decoded box is ever inverted: valid by construction, like the boxes a detector
+  decodes from anchors (torchvision's ``BoxCoder.decode_single`` clamps its log-size too, there
+  relative to an anchor);
 
 and *localization losses* (``box_loss``): ``"mse"``, ``"l1"``, ``"smooth_l1"`` (from
 ``torch.nn.functional``) and ``"giou"`` (``torchvision.ops.generalized_box_iou_loss``),
@@ -21,12 +26,14 @@ weighted by ``weight`` (lambda) against the classification cross-entropy::
 ``decode_boxes`` turns box_out back into pixel boxes for drawing and for IoU, whatever the
 encoding. ``LossConfig`` names one arm of the experiment; ``make_loss_fn`` and
 ``make_predict_fn`` adapt it to ``course_utils.train.fit`` and ``course_utils.evaluate``.
+``train_single_stage`` trains one arm; ``train_single_stage_cached`` does it through the model
+cache; ``select_on_validation`` picks an arm by its validation metrics.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +44,11 @@ from torchvision.ops import clip_boxes_to_image, generalized_box_iou_loss
 
 from .boxes import as_box_tensor
 
-COORDS: tuple[str, ...] = ("pixels", "normalized")
+COORDS: tuple[str, ...] = ("pixels", "normalized", "center_log")
+# largest log-size decoded (log of the size divided by the image size): it keeps exp() finite on a wild
+# output. The value is torchvision's BoxCoder clamp (bbox_xform_clip = log(1000 / 16)), though there it
+# bounds the log of a size relative to an anchor, not to the image
+MAX_LOG_SIZE: float = math.log(1000.0 / 16)
 BOX_LOSSES: tuple[str, ...] = ("mse", "l1", "smooth_l1", "giou")
 LOSS_NAMES: dict[str, str] = {
     "mse": "MSE",
@@ -122,15 +133,28 @@ def encode_boxes(boxes: Tensor, image_size: int, coords: str) -> Tensor:
     Args:
         boxes: [N, 4] XYXY in pixels (a ``tv_tensors.BoundingBoxes`` works too).
         image_size: side of the square image, in pixels.
-        coords: ``"pixels"`` (unchanged) or ``"normalized"`` (divided by ``image_size``).
+        coords: ``"pixels"`` (unchanged), ``"normalized"`` (divided by ``image_size``) or
+            ``"center_log"`` (centre / ``image_size``, log(size / ``image_size``); boxes must
+            have a positive width and height).
 
     Returns:
         [N, 4] float tensor (a plain tensor).
+
+    Raises:
+        ValueError naming ``boxes`` when a box is not finite XYXY with x2 >= x1, y2 >= y1
+        (x2 > x1, y2 > y1 for ``"center_log"``).
     """
     _check_coords(coords)
-    as_box_tensor(boxes, "boxes")
+    # Targets must be boxes: NaN, swapped corners or (x, y, w, h) would train the head on garbage.
+    as_box_tensor(boxes, "boxes", valid=True, allow_empty=coords != "center_log")
     boxes = boxes.as_subclass(Tensor).float()
-    return boxes if coords == "pixels" else boxes / image_size
+    if coords == "pixels":
+        return boxes
+    if coords == "normalized":
+        return boxes / image_size
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    size = boxes[:, 2:] - boxes[:, :2]
+    return torch.cat([centre / image_size, torch.log(size / image_size)], dim=1)
 
 
 def decode_boxes(box_out: Tensor, image_size: int, coords: str, clip: bool = True) -> Tensor:
@@ -142,14 +166,23 @@ def decode_boxes(box_out: Tensor, image_size: int, coords: str, clip: bool = Tru
         coords: the encoding the box head was trained with (``COORDS``).
         clip: clip the corners to the image (``torchvision.ops.clip_boxes_to_image``), as a
             detector's post-processing does. Corners are not reordered: a prediction with
-            ``x2 < x1`` stays invalid and scores IoU 0.
+            ``x2 < x1`` stays invalid and scores IoU 0 (``"center_log"`` never makes one: its
+            sizes are ``exp`` of the log-sizes, clamped at ``MAX_LOG_SIZE``).
 
     Returns:
         [N, 4] XYXY in pixels.
     """
     _check_coords(coords)
     as_box_tensor(box_out, "box_out")
-    boxes = box_out.float() if coords == "pixels" else box_out.float() * image_size
+    box_out = box_out.float()
+    if coords == "pixels":
+        boxes = box_out
+    elif coords == "normalized":
+        boxes = box_out * image_size
+    else:
+        centre = box_out[:, :2] * image_size
+        size = torch.exp(box_out[:, 2:].clamp(max=MAX_LOG_SIZE)) * image_size
+        boxes = torch.cat([centre - size / 2, centre + size / 2], dim=1)
     return clip_boxes_to_image(boxes, (image_size, image_size)) if clip else boxes
 
 
@@ -172,9 +205,9 @@ def localization_loss(
             N x 4 numbers); ``"giou"`` decodes ``box_out`` (without clipping) and takes the mean
             of ``generalized_box_iou_loss`` over the N boxes (scale-free, so ``coords`` only
             changes what box_out means). torchvision's GIoU expects valid boxes (x1 < x2,
-            y1 < y2) and nothing here enforces them: on an inverted box the formula can drop
-            below 0, so from an untrained head it can reward inverting the box further
-            (lesson 06 measures what that does to training).
+            y1 < y2): with ``"pixels"`` or ``"normalized"`` nothing enforces them, and on an
+            inverted box the formula can drop below 0, so from an untrained head it can reward
+            inverting the box further; with ``"center_log"`` every box is valid.
         coords: the target encoding (``COORDS``).
 
     Returns:
@@ -456,3 +489,102 @@ def train_single_stage(
         train={"accuracy": last["train_accuracy"], "mean_iou": last["train_iou"]},
         snapshots=snapshots,
     )
+
+
+def train_single_stage_cached(
+    prefix: str,
+    data_recipe: Mapping[str, Any],
+    config: LossConfig,
+    train_data: Tensors,
+    val_data: Tensors,
+    *,
+    epochs: int,
+    device: torch.device | str,
+    seed: int = 0,
+    dropout: float = 0.0,
+    widths: Sequence[int] = (16, 32),
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    metrics_every_epoch: bool = True,
+    train_eval_size: int = 500,
+    track: Tensor | None = None,
+    progress: bool = True,
+) -> tuple[SingleStageRun, Any]:
+    """``train_single_stage`` once per recipe, through ``course_utils.model_cache.cached_training``.
+
+    The cache entry holds the detector's weights, the history and the predictions kept for
+    ``track`` after every epoch (a buffer ``[epochs, K, 6]``: label, score, x1 y1 x2 y2), so
+    a loaded run is the run that was trained. Its key is ``data_recipe`` (what ``train_data``
+    and ``val_data`` are, e.g. the datasets' reprs; the caller's job) plus every argument here
+    that decides the weights. The entry's file is named from ``prefix``, the loss and the seed.
+
+    Returns:
+        ``(SingleStageRun, TrainedModel)``: the run (model in eval mode on ``device``) and what
+        the cache did (``.summary()`` says whether it trained, and how long training took).
+    """
+    from .data import CLASSES
+    from .model_cache import cached_training
+
+    image_size = train_data[0].shape[-1]
+    n_tracked = 0 if track is None else track.shape[0]
+    entry = nn.Module()
+    entry.detector = SingleStageDetector(len(CLASSES), image_size, widths, dropout)
+    entry.register_buffer("tracked", torch.zeros(epochs, n_tracked, 6))
+    entry.to(device)
+
+    def train() -> Any:
+        result = train_single_stage(
+            config, train_data, val_data, epochs=epochs, device=device, seed=seed, dropout=dropout,
+            widths=widths, lr=lr, batch_size=batch_size, metrics_every_epoch=metrics_every_epoch,
+            train_eval_size=train_eval_size, track=track, progress=progress,
+        )  # fmt: skip
+        entry.detector = result.model
+        for epoch, (labels, scores, boxes) in result.snapshots.items():
+            row = torch.cat([labels[:, None].float(), scores[:, None], boxes], dim=1)
+            entry.tracked[epoch - 1] = row.to(entry.tracked)
+        return result.history
+
+    recipe = {
+        **data_recipe, "model": "SingleStageDetector", "widths": list(widths), "dropout": float(dropout),
+        "loss": [config.box_loss, config.coords, float(config.weight)], "seed": seed, "epochs": epochs,
+        "optimizer": "Adam", "lr": lr, "batch_size": batch_size, "metrics_every_epoch": metrics_every_epoch,
+        "train_eval_size": train_eval_size, "tracked_images": n_tracked,
+    }  # fmt: skip
+    name = f"{prefix}_{config.box_loss}_{config.coords}_w{config.weight:g}_s{seed}_d{dropout:g}"
+    trained = cached_training(name.replace(".", "p"), recipe, entry, train)
+    snapshots = {
+        epoch + 1: (row[:, 0].long(), row[:, 1], row[:, 2:]) for epoch, row in enumerate(entry.tracked.cpu())
+    }
+    last = trained.history.last
+    run = SingleStageRun(
+        config=config,
+        seed=seed,
+        dropout=dropout,
+        model=entry.detector.eval(),
+        history=trained.history,
+        val={"accuracy": last["val_accuracy"], "mean_iou": last["val_iou"]},
+        train={"accuracy": last["train_accuracy"], "mean_iou": last["train_iou"]},
+        snapshots=snapshots if n_tracked else {},
+    )
+    return run, trained
+
+
+def select_on_validation(val_metrics: Mapping[Any, Mapping[str, float]], min_accuracy: float = 0.0) -> Any:
+    """The key of the arm to report: the highest validation IoU among the arms whose validation
+    accuracy is at least ``min_accuracy`` (the first such arm on a tie).
+
+    Args:
+        val_metrics: arm -> ``{"accuracy", "mean_iou"}`` measured on the validation split.
+        min_accuracy: arms below this accuracy are not eligible.
+
+    The test split plays no part: it measures the chosen arm once, afterwards. Raises
+    ValueError when no arm is eligible.
+    """
+    eligible = [key for key, metrics in val_metrics.items() if metrics["accuracy"] >= min_accuracy]
+    if not eligible:
+        raise ValueError(f"no arm reaches the validation accuracy {min_accuracy}")
+    best = eligible[0]
+    for key in eligible[1:]:
+        if val_metrics[key]["mean_iou"] > val_metrics[best]["mean_iou"]:
+            best = key
+    return best

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,6 +14,7 @@ from torchvision.ops import generalized_box_iou_loss
 from course_utils.single_stage import (
     BOX_LOSSES,
     COORDS,
+    MAX_LOG_SIZE,
     LossConfig,
     SingleStageDetector,
     decode_boxes,
@@ -21,7 +24,9 @@ from course_utils.single_stage import (
     make_loss_fn,
     make_predict_fn,
     predict,
+    select_on_validation,
     train_single_stage,
+    train_single_stage_cached,
 )
 
 S = 32
@@ -285,3 +290,72 @@ def test_giou_goes_below_zero_on_an_inverted_box():
     )
     assert 0 <= valid < 1
     assert inverted < 0  # the formula assumes x1 < x2 and y1 < y2
+
+
+def test_center_log_encoding_is_centre_and_log_size():
+    boxes = torch.tensor([[8.0, 4.0, 24.0, 12.0]])
+    encoded = encode_boxes(boxes, S, "center_log")
+    expected = torch.tensor([[16 / S, 8 / S, math.log(16 / S), math.log(8 / S)]])
+    assert torch.allclose(encoded, expected)
+
+
+def test_center_log_decodes_valid_boxes_from_any_output():
+    out = torch.randn(1000, 4, generator=torch.Generator().manual_seed(0)) * 3
+    out[0, 2:] = torch.tensor([100.0, -8.0])  # a huge and a tiny log-size
+    boxes = decode_boxes(out, S, "center_log", clip=False)
+    assert (boxes[:, 2:] > boxes[:, :2]).all()
+    assert boxes[0, 2] - boxes[0, 0] == pytest.approx(
+        math.exp(MAX_LOG_SIZE) * S
+    )  # clamped, as torchvision does
+    clipped = decode_boxes(out, S, "center_log")
+    assert clipped.min() >= 0 and clipped.max() <= S
+
+
+def test_giou_on_center_log_trains_without_inverting():
+    torch.manual_seed(0)
+    images, labels, boxes = torch.rand(8, 3, S, S), torch.tensor([1, 2, 3, 1, 2, 3, 1, 2]), boxes_px(8)
+    model = SingleStageDetector(num_classes=4, image_size=S, widths=(4, 8))
+    loss_fn = make_loss_fn(LossConfig("giou", "center_log", 1.0), S)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(100):
+        optimizer.zero_grad()
+        losses = loss_fn(model, (images, labels, boxes), torch.device("cpu"))
+        assert losses["loss_localization"] >= 0  # GIoU of valid boxes lies in [0, 2]
+        sum(losses.values()).backward()
+        optimizer.step()
+    assert losses["loss_localization"] < 0.5
+
+
+def test_select_on_validation_takes_the_best_eligible_arm_and_the_first_on_a_tie():
+    metrics = {
+        "a": {"accuracy": 0.99, "mean_iou": 0.50},
+        "b": {"accuracy": 0.70, "mean_iou": 0.90},  # best IoU, but not accurate enough
+        "c": {"accuracy": 0.90, "mean_iou": 0.60},
+        "d": {"accuracy": 0.95, "mean_iou": 0.60},
+    }
+    assert select_on_validation(metrics, min_accuracy=0.85) == "c"
+    assert select_on_validation(metrics) == "b"
+    with pytest.raises(ValueError, match="accuracy"):
+        select_on_validation(metrics, min_accuracy=1.0)
+
+
+def test_train_single_stage_cached_trains_once_and_loads_the_same_run(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    train, val = tiny_data(32, 0), tiny_data(8, 1)
+    kwargs = dict(epochs=2, device="cpu", widths=(4, 8), batch_size=16, track=val[0][:2], progress=False)
+    args = ("test", {"data": "tiny"}, LossConfig("smooth_l1", "normalized", 5.0), train, val)
+    first, trained = train_single_stage_cached(*args, **kwargs)
+    again, loaded = train_single_stage_cached(*args, **kwargs)
+    assert not trained.cached and loaded.cached
+    assert all(
+        torch.equal(a, b) for a, b in zip(first.model.parameters(), again.model.parameters(), strict=True)
+    )
+    assert first.val == again.val and first.train == again.train
+    for epoch in (1, 2):
+        assert all(
+            torch.allclose(a.float(), b.float())
+            for a, b in zip(first.snapshots[epoch], again.snapshots[epoch], strict=True)
+        )
+    assert not again.model.training
+    other, retrained = train_single_stage_cached(*args, **{**kwargs, "seed": 1})
+    assert not retrained.cached  # another seed is another recipe
