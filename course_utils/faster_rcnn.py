@@ -105,8 +105,9 @@ def small_faster_rcnn(
     * RPN: ``len(anchor_sizes) * len(aspect_ratios)`` anchors per feature-map cell (the default
       sizes suit the course's shapes, about 10 to 50 pixels across in 128-pixel images); the best
       ``rpn_top_n`` anchors by objectness go through NMS and at most ``rpn_top_n`` proposals are
-      kept, in training and in eval (the paper's 300; torchvision's default model keeps up to
-      2000 / 1000 from each of its five levels, which a small image does not need);
+      kept, in training and in eval (the paper's 300; torchvision's default model sends the best
+      2000 / 1000 anchors (train / eval) of *each* of its five levels to NMS and keeps at most
+      2000 / 1000 proposals per image in total, which a small image does not need);
     * RoI heads: ``MultiScaleRoIAlign`` to ``roi_output_size`` x ``roi_output_size`` with
       ``roi_sampling_ratio`` bilinear samples per bin and axis (1 here, 2 in torchvision's default:
       RoIAlign's backward pass is the most expensive step on a CPU), a ``TwoMLPHead`` of

@@ -95,6 +95,35 @@ def test_small_faster_rcnn_rejects_bad_num_classes(bad):
         small_faster_rcnn(bad)
 
 
+def test_the_torchvision_facts_that_08_faster_rcnn_teaches():
+    """The defaults and formulas the lesson states, read from torchvision itself (a new version may change them)."""
+    import inspect
+
+    from torch.nn import functional as F
+    from torchvision.models.detection import roi_heads
+    from torchvision.ops import poolers, roi_align
+
+    model = coco_faster_rcnn_architecture()
+    assert model.rpn._pre_nms_top_n == {"training": 2000, "testing": 1000}  # per level
+    assert model.rpn._post_nms_top_n == {"training": 2000, "testing": 1000}  # per image
+    sampler = model.roi_heads.fg_bg_sampler
+    assert (sampler.batch_size_per_image, sampler.positive_fraction) == (512, 0.25)
+    # MultiScaleRoIAlign leaves roi_align's aligned at its default, False (no half-pixel offset)
+    assert inspect.signature(roi_align).parameters["aligned"].default is False
+    assert "aligned" not in inspect.getsource(poolers._multiscale_roi_align)
+    # LevelMapper: k = floor(4 + log2(sqrt(wh) / 224)), clamped to 2..5, returned as k - 2
+    mapper = poolers.initLevelMapper(2, 5)
+    sides = [32.0, 112.0, 224.0, 448.0, 1000.0]
+    boxes = torch.tensor([[0.0, 0.0, s, s] for s in sides])
+    assert mapper([boxes]).tolist() == [0, 1, 2, 3, 3]
+    # fastrcnn_loss: the Smooth L1 (beta 1/9) of the positives, summed, divided by ALL sampled RoIs
+    labels, targets = [torch.tensor([2, 0, 0, 0])], [torch.rand(4, 4)]
+    logits, regression = torch.randn(4, 3), torch.randn(4, 12)
+    _, box_loss = roi_heads.fastrcnn_loss(logits, regression, labels, targets)
+    positive = F.smooth_l1_loss(regression[0, 8:12], targets[0][0], beta=1 / 9, reduction="sum")
+    torch.testing.assert_close(box_loss, positive / 4)
+
+
 def test_replace_predictor_and_count_parameters():
     model = small_faster_rcnn(4, widths=(8, 16), representation_size=32)
     before = count_parameters(model)
