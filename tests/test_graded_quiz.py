@@ -286,12 +286,12 @@ def test_a_letter_in_a_multiple_choice_question_asks_for_a_list_of_texts(many):
 @pytest.mark.parametrize(
     ("answer", "qid", "key"),
     [
-        ("[10,20,40,60]", "coco-to-xyxy", "[10, 20, 40, 60]"),
-        ([10, 20, 40, 60], "coco-to-xyxy", "[10, 20, 40, 60]"),  # a list of numbers, without quotes
-        ((10.0, 20, 40, 60.0), "coco-to-xyxy", "[10, 20, 40, 60]"),
-        ("[ -5 , 0, 25, 40 ]", "coco-to-xyxy", "[-5, 0, 25, 40]"),
+        ("[24,8,40,44]", "coco-to-xyxy", "[24, 8, 40, 44]"),
+        ([24, 8, 40, 44], "coco-to-xyxy", "[24, 8, 40, 44]"),  # a list of numbers, without quotes
+        ((24.0, 8, 40, 44.0), "coco-to-xyxy", "[24, 8, 40, 44]"),
+        ("[ 16 , -10, 32, 26 ]", "coco-to-xyxy", "[16, -10, 32, 26]"),
         ("boxes overlapping a better scored kept box", "nms-purpose", "Boxes overlapping a better-scored"),
-        ("It scales each loss by (1-p_t)^gamma, so easy", "focal-loss", "It scales each loss by"),
+        ("It  scales each example's loss down the more-confident", "focal-loss", "It scales each example's loss"),
     ],
 )
 def test_punctuation_spacing_and_hyphens_do_not_count(answer, qid, key):
