@@ -50,10 +50,7 @@ def load_course_map() -> list[LessonInfo]:
     try:
         raw = load_unique_yaml(path.read_text(encoding="utf-8"))
     except DuplicateKeyError as err:
-        raise ValueError(
-            f"{path.name}, line {err.line}: key {err.key!r} appears twice in one lesson (first on line "
-            f"{err.first_line}); YAML would silently keep the last one. Keep exactly one."
-        ) from None
+        raise ValueError(err.explained(path.name)) from None
     lessons, seen = [], set()
     for i, item in enumerate(raw.get("lessons", []), start=1):
         missing = set(FIELDS) - set(item)

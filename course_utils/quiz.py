@@ -115,10 +115,7 @@ def load_bank(name_or_path: str | Path) -> Bank:
     try:
         raw = load_unique_yaml(path.read_text(encoding="utf-8"))
     except DuplicateKeyError as err:
-        raise QuizBankError(
-            f"{where}, line {err.line}: key {err.key!r} appears twice in the same mapping (first on line "
-            f"{err.first_line}); YAML would silently keep only the last one. Keep exactly one."
-        ) from None
+        raise QuizBankError(err.explained(where)) from None
     except yaml.YAMLError as err:
         raise QuizBankError(f"{where}: not valid YAML: {err}") from err
     if not isinstance(raw, dict):

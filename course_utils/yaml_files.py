@@ -19,6 +19,13 @@ class DuplicateKeyError(yaml.YAMLError):
         self.key, self.line, self.first_line = key, line, first_line
         super().__init__(f"line {line}: duplicate key {key!r} (first on line {first_line})")
 
+    def explained(self, where: str) -> str:
+        """The message for a reader of the file ``where``: the line, the key, and what to do."""
+        return (
+            f"{where}, line {self.line}: key {self.key!r} appears twice in the same mapping (first on line "
+            f"{self.first_line}); YAML would silently keep only the last one. Keep exactly one."
+        )
+
 
 class UniqueKeyLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that raises ``DuplicateKeyError`` on a key written twice in one mapping.
