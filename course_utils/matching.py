@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .images import check_pixel_range
+
 __all__ = ["foreground_per_object", "objects_without_foreground", "best_iou_map", "draw_best_iou_map"]
 
 
@@ -112,6 +114,7 @@ def draw_best_iou_map(ax: Any, image: Tensor, iou: Tensor, stride: int, *, title
     image = torch.as_tensor(image)
     if image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"image must be a tensor [3, H, W], got shape {tuple(image.shape)}")
+    check_pixel_range(image, "image")  # a 0..255 float image would be clamped to white
     height, width = image.shape[1:]
     grid = (-(-height // stride), -(-width // stride))  # ceil, as torchvision's feature maps
     best = best_iou_map(iou, grid)

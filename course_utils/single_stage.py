@@ -216,7 +216,7 @@ def localization_loss(
     if box_loss not in BOX_LOSSES:
         raise ValueError(f"box_loss must be one of {BOX_LOSSES}, got {box_loss!r}")
     as_box_tensor(box_out, "box_out")
-    as_box_tensor(boxes, "boxes")
+    as_box_tensor(boxes, "boxes", valid=True, allow_empty=coords != "center_log")  # the GIoU path too
     if box_out.shape[0] != boxes.shape[0]:
         raise ValueError(f"box_out has {box_out.shape[0]} rows but boxes has {boxes.shape[0]}")
     if box_loss == "giou":
@@ -358,6 +358,20 @@ class SingleStageRun:
     train: dict[str, float]
     snapshots: dict[int, tuple[Tensor, Tensor, Tensor]]
 
+    @classmethod
+    def from_history(
+        cls, config: LossConfig, seed: int, dropout: float, model: SingleStageDetector, history: Any,
+        snapshots: dict[int, tuple[Tensor, Tensor, Tensor]],
+    ) -> SingleStageRun:  # fmt: skip
+        """The run whose final ``val`` and ``train`` metrics are the last record of ``history``."""
+        last = history.last
+        return cls(
+            config=config, seed=seed, dropout=dropout, model=model, history=history,
+            val={"accuracy": last["val_accuracy"], "mean_iou": last["val_iou"]},
+            train={"accuracy": last["train_accuracy"], "mean_iou": last["train_iou"]},
+            snapshots=snapshots,
+        )  # fmt: skip
+
     @property
     def gap(self) -> dict[str, float]:
         """Train minus validation, for accuracy and IoU (positive: better on the training images)."""
@@ -478,17 +492,7 @@ def train_single_stage(
         )
     finally:
         bar.close()
-    last = history.last
-    return SingleStageRun(
-        config=config,
-        seed=seed,
-        dropout=dropout,
-        model=model,
-        history=history,
-        val={"accuracy": last["val_accuracy"], "mean_iou": last["val_iou"]},
-        train={"accuracy": last["train_accuracy"], "mean_iou": last["train_iou"]},
-        snapshots=snapshots,
-    )
+    return SingleStageRun.from_history(config, seed, dropout, model, history, snapshots)
 
 
 def train_single_stage_cached(
@@ -555,16 +559,8 @@ def train_single_stage_cached(
     snapshots = {
         epoch + 1: (row[:, 0].long(), row[:, 1], row[:, 2:]) for epoch, row in enumerate(entry.tracked.cpu())
     }
-    last = trained.history.last
-    run = SingleStageRun(
-        config=config,
-        seed=seed,
-        dropout=dropout,
-        model=entry.detector.eval(),
-        history=trained.history,
-        val={"accuracy": last["val_accuracy"], "mean_iou": last["val_iou"]},
-        train={"accuracy": last["train_accuracy"], "mean_iou": last["train_iou"]},
-        snapshots=snapshots if n_tracked else {},
+    run = SingleStageRun.from_history(
+        config, seed, dropout, entry.detector.eval(), trained.history, snapshots if n_tracked else {}
     )
     return run, trained
 

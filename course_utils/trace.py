@@ -30,6 +30,8 @@ from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.image_list import ImageList
 from torchvision.models.detection.transform import resize_boxes
 
+from .images import check_pixel_range
+
 # --------------------------------------------------------------------------------------------
 # Recording module outputs with forward hooks
 # --------------------------------------------------------------------------------------------
@@ -264,6 +266,8 @@ def trace_faster_rcnn(
     images = list(images)
     if not images or any(not isinstance(im, Tensor) or im.dim() != 3 for im in images):
         raise ValueError("images must be a non-empty list of [3, H, W] tensors")
+    for k, im in enumerate(images):  # the model's transform normalises as if pixels were in [0, 1]
+        check_pixel_range(im, f"images[{k}]")
     if model.training and targets is None:
         raise ValueError(
             "the model is in training mode, which needs targets; pass targets or call model.eval()"
@@ -627,8 +631,9 @@ def prediction_steps(model: FasterRCNN, image: Tensor) -> PredictionSteps:
     """
     if model.training:
         raise ValueError("prediction_steps needs the model in eval mode; call model.eval() first")
-    if not isinstance(image, Tensor) or image.dim() != 3:
+    if not isinstance(image, Tensor) or image.dim() != 3 or image.shape[0] != 3:
         raise ValueError(f"image must be one [3, H, W] tensor, got {getattr(image, 'shape', type(image))}")
+    check_pixel_range(image, "image")  # the model's transform normalises as if pixels were in [0, 1]
     names = ["transform", "rpn", "roi_heads.box_predictor"]
     with HookRecorder(model, names) as rec, _capture_proposal_scores(model) as scores, torch.no_grad():
         detections = model([image])[0]

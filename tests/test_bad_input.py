@@ -46,6 +46,13 @@ def _axes():
     return plt.subplots()[1]
 
 
+def _small_detector():
+    from course_utils.faster_rcnn import small_faster_rcnn
+
+    torch.manual_seed(0)
+    return small_faster_rcnn(num_classes=4, image_size=128).eval()
+
+
 def _anchors():
     from course_utils.anchors import grid_anchors
 
@@ -70,10 +77,17 @@ CALLS: dict[str, Call] = {
     "final_quiz.grade_width_target": (lambda: dict(answer=0.5, anchor=BOXES[:1], ground_truth=BOXES[1:2]), {}),
     "final_quiz.nms_steps": (lambda: dict(boxes=BOXES, scores=SCORES, threshold=0.5), {}),
     "final_quiz.grade_nms_count": (lambda: dict(answer=2, boxes=BOXES, scores=SCORES, threshold=0.5), {}),
+    "matching.draw_best_iou_map": (
+        lambda: dict(ax=_axes(), image=IMAGE, iou=torch.rand(2, 8 * 8 * 3), stride=16), {}
+    ),
     "playgrounds.select_detections": (lambda: dict(boxes=BOXES, scores=SCORES, labels=LABELS), {}),
     "playgrounds.jittered_candidates": (lambda: dict(boxes=BOXES, labels=LABELS), {}),
     "playgrounds.IoUPlayground": (lambda: dict(box_a=BOXES[0].tolist(), box_b=BOXES[1].tolist()), {}),
     "playgrounds.NMSExplorer": (lambda: dict(image=IMAGE, boxes=BOXES, scores=SCORES, labels=LABELS), {}),
+    "single_stage.localization_loss": (
+        lambda: dict(box_out=BOXES / 128, boxes=BOXES, image_size=128, box_loss="giou"), {"box_out": "skip"}
+    ),
+    "trace.prediction_steps": (lambda: dict(model=_small_detector(), image=IMAGE), {}),
     "single_stage.encode_boxes": (lambda: dict(boxes=BOXES, image_size=128, coords="normalized"), {}),
     "viz.draw_boxes": (lambda: dict(ax=_axes(), image=IMAGE, boxes=BOXES, labels=LABELS), {}),
 }
@@ -82,16 +96,13 @@ EXEMPT = {
     "boxes.check_valid_boxes": "the box check itself (tests/test_boxes.py)",
     "images.check_pixel_range": "the image check itself (its own cases below)",
     "data.check_target": "its `target` is a sample's target dict, checked field by field in tests/test_data.py",
-    "single_stage.localization_loss": "`boxes` are targets checked by encode_boxes, which it calls first",
-    "single_stage.detection_losses": "`boxes` are targets checked by encode_boxes, which it calls first",
+    "single_stage.detection_losses": "`boxes` go to localization_loss, tested here, which checks them first",
+    "trace.trace_faster_rcnn": "`images` is a list; each image gets check_pixel_range (tests/test_trace.py)",
     "single_stage.predict": "`images` is a model batch; the model's own checks apply",
-    "trace.trace_faster_rcnn": "`images` and `targets` go to torchvision's Faster R-CNN, which checks them",
-    "trace.prediction_steps": "`image` goes to torchvision's Faster R-CNN transform",
     "trace.box_counts": "`image` goes to torchvision's Faster R-CNN transform",
     "final_quiz.grade_batched_width": "`photo` is the notebook's fixed example, not a learner input",
     "final_quiz.grade_smooth_l1": "its `target` holds regression offsets, not boxes (any real numbers)",
     "real_datasets.coco_val2017_root": "its `images` says whether to download the images, a flag",
-    "matching.draw_best_iou_map": "draws an IoU map; `image` goes to draw_boxes, which checks it",
 }
 
 

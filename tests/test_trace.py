@@ -147,6 +147,8 @@ def test_trace_rejects_bad_input(small_model):
         trace_faster_rcnn(torch.nn.Linear(2, 2), _images())
     with pytest.raises(ValueError, match=r"list of \[3, H, W\]"):
         trace_faster_rcnn(small_model, torch.rand(2, 3, 64, 64))
+    with pytest.raises(ValueError, match=r"images\[1\] must hold floats in \[0, 1\]"):
+        trace_faster_rcnn(small_model.eval(), [torch.rand(3, 64, 64), torch.rand(3, 64, 64) * 255])
 
 
 def test_table_lists_every_stage(small_model):
